@@ -1,0 +1,133 @@
+-- inlink index schema (DuckDB). One vocabulary with Python and JSON; see docs/data-model.md.
+-- Times are UTC TIMESTAMPs; `day` columns are their UTC dates.
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR NOT NULL,
+    value VARCHAR NOT NULL
+);
+
+-- The latest known state of every page we fetched (one row per url_key).
+CREATE TABLE IF NOT EXISTS pages (
+    url_key        VARCHAR NOT NULL,
+    url            VARCHAR NOT NULL,
+    host           VARCHAR NOT NULL,
+    domain         VARCHAR NOT NULL,
+    first_crawl    TIMESTAMP NOT NULL,
+    last_crawl     TIMESTAMP NOT NULL,
+    fetch_id       BIGINT NOT NULL,      -- the fetch that produced this state
+    status         INTEGER,              -- NULL: no HTTP response (see error)
+    state          VARCHAR NOT NULL,     -- index.state.PageState
+    error          VARCHAR,
+    ip             VARCHAR,
+    country        VARCHAR,
+    content_type   VARCHAR,
+    title          VARCHAR,
+    language       VARCHAR,
+    encoding       VARCHAR,
+    size           BIGINT,
+    internal_links INTEGER,
+    external_links INTEGER,
+    noindex        BOOLEAN,
+    nofollow       BOOLEAN,
+    canonical      VARCHAR,
+    redirect_to    VARCHAR,
+    link_ids       BIGINT[],             -- links this page keeps live, with their attribute
+    link_hashes    BIGINT[]              -- hashes: the writer diffs a re-fetch against them
+);
+
+-- Every fetch applied, with the evidence to re-open its bytes.
+CREATE TABLE IF NOT EXISTS fetches (
+    fetch_id        BIGINT NOT NULL,
+    batch_id        BIGINT NOT NULL,
+    url_key         VARCHAR NOT NULL,
+    url             VARCHAR NOT NULL,
+    fetched_at      TIMESTAMP NOT NULL,
+    status          INTEGER,
+    state           VARCHAR NOT NULL,
+    applied         BOOLEAN NOT NULL,    -- false: older than the page's latest fetch
+    source          VARCHAR NOT NULL,    -- crawl | warc | wat | import
+    ip              VARCHAR,
+    evidence_path   VARCHAR,
+    evidence_offset BIGINT,
+    evidence_digest VARCHAR
+);
+
+-- One row per link identity (source, kind, target, anchor, image) ever seen.
+-- Kept physically ordered by target (see Store.compact) so a target's rows are read
+-- without scanning the table.
+CREATE TABLE IF NOT EXISTS links (
+    link_id        BIGINT NOT NULL,
+    target_domain  VARCHAR NOT NULL,
+    target_host    VARCHAR NOT NULL,
+    target_key     VARCHAR NOT NULL,
+    target_url     VARCHAR NOT NULL,
+    source_key     VARCHAR NOT NULL,
+    source_url     VARCHAR NOT NULL,
+    source_host    VARCHAR NOT NULL,
+    source_domain  VARCHAR NOT NULL,
+    source_ip      VARCHAR,
+    source_subnet  VARCHAR,
+    source_country VARCHAR,
+    internal       BOOLEAN NOT NULL,     -- same registrable domain: not a backlink
+    kind           VARCHAR NOT NULL,     -- extract.LinkKind
+    anchor         VARCHAR NOT NULL,
+    alt            VARCHAR,
+    image_url      VARCHAR,
+    nofollow       BOOLEAN NOT NULL,
+    ugc            BOOLEAN NOT NULL,
+    sponsored      BOOLEAN NOT NULL,
+    text_pre       VARCHAR NOT NULL,
+    text_post      VARCHAR NOT NULL,
+    location       VARCHAR,
+    links_count    INTEGER NOT NULL,
+    hreflang       VARCHAR,
+    attr_hash      BIGINT NOT NULL,
+    live           BOOLEAN NOT NULL,
+    first_seen     TIMESTAMP NOT NULL,   -- first time ever seen
+    last_seen      TIMESTAMP NOT NULL,   -- last fetch of the source that still had it
+    lost_at        TIMESTAMP,            -- when it was last lost (NULL while live)
+    lost_reason    VARCHAR,
+    first_fetch_id BIGINT NOT NULL,      -- evidence: the fetch it was first seen in
+    last_fetch_id  BIGINT NOT NULL       -- evidence: the fetch it was last seen in
+);
+
+-- Every change of a link: 'new' (first seen, or seen again after being lost) and 'lost'.
+CREATE TABLE IF NOT EXISTS link_events (
+    day           DATE NOT NULL,
+    seen_at       TIMESTAMP NOT NULL,
+    link_id       BIGINT NOT NULL,
+    event         VARCHAR NOT NULL,      -- new | lost
+    reason        VARCHAR,               -- lost reason (seed 001), NULL for new
+    target_domain VARCHAR NOT NULL,
+    target_host   VARCHAR NOT NULL,
+    target_key    VARCHAR NOT NULL,
+    source_key    VARCHAR NOT NULL,
+    source_domain VARCHAR NOT NULL,
+    internal      BOOLEAN NOT NULL,
+    batch_id      BIGINT NOT NULL
+);
+
+-- Committed write batches: a batch and everything it wrote commit in one transaction.
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id     BIGINT NOT NULL,
+    job          VARCHAR NOT NULL,
+    committed_at TIMESTAMP NOT NULL,
+    fetches      INTEGER NOT NULL,
+    new_links    INTEGER NOT NULL,
+    lost_links   INTEGER NOT NULL
+);
+
+-- Progress of ingests and crawls, committed with the batch it describes (resume points).
+CREATE TABLE IF NOT EXISTS manifests (
+    job          VARCHAR NOT NULL,       -- e.g. 'ingest:<sha256 of file>' or 'crawl:<name>'
+    kind         VARCHAR NOT NULL,       -- ingest | crawl
+    path         VARCHAR NOT NULL,
+    digest       VARCHAR,
+    size         BIGINT,
+    position     BIGINT NOT NULL,        -- byte offset (ingest) or frontier cursor (crawl)
+    records_ok   BIGINT NOT NULL,
+    records_bad  BIGINT NOT NULL,
+    done         BOOLEAN NOT NULL,
+    updated_at   TIMESTAMP NOT NULL,
+    state        VARCHAR                 -- JSON for whatever else the job needs to resume
+);

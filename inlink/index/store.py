@@ -1,0 +1,176 @@
+"""The Store owns the index's DuckDB file: one writer at a time, a cursor per reader thread.
+
+Writes happen in whole transactions (a batch is visible entirely or not at all); a process
+killed mid-batch leaves the file as of the last committed batch (DuckDB's write-ahead log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from inlink.errors import InlinkError
+
+SCHEMA_VERSION = "1"
+T = TypeVar("T")
+
+
+def run(conn: duckdb.DuckDBPyConnection, sql: str,
+        params: list[object] | None = None) -> list[tuple[Any, ...]]:
+    """Execute and fetch everything: DuckDB refuses other work on a connection (registering
+    an Arrow table, say) while a result is still open, and DML returns a result too."""
+    return conn.execute(sql, params or []).fetchall()
+
+
+class StoreLocked(InlinkError):
+    """Another process has the index file open for writing."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"{path} is open in another process ({holder}). DuckDB allows one writing process: "
+            "stop it, or hand the work to the running `inlink serve` (it runs crawls and "
+            "ingests as jobs), or open the file read-only."
+        )
+
+
+class Store:
+    """The index file. `write(fn)` runs fn(conn) in a transaction; `cursor()` is for readers."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        try:
+            if read_only:
+                self._conn = duckdb.connect(str(self.path), read_only=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if "lock" in message.lower():
+                pid = re.search(r"PID (\d+)", message)
+                raise StoreLocked(self.path, f"PID {pid.group(1)}" if pid else "unknown") from None
+            raise InlinkError(f"cannot open index {self.path}: {message}") from None
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        if not read_only:
+            self._ensure_schema()
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure_schema(self) -> None:
+        sql = resources.files("inlink.index").joinpath("schema.sql").read_text(encoding="utf-8")
+        with self._write_lock:
+            run(self._conn, "BEGIN")
+            run(self._conn, sql)
+            rows = run(self._conn, "SELECT value FROM meta WHERE key = 'schema_version'")
+            if not rows:
+                run(self._conn, "INSERT INTO meta VALUES ('schema_version', ?)",
+                    [SCHEMA_VERSION])
+            elif rows[0][0] != SCHEMA_VERSION:
+                run(self._conn, "ROLLBACK")
+                raise InlinkError(
+                    f"{self.path} has index schema {rows[0][0]}, this inlink writes "
+                    f"{SCHEMA_VERSION}: rebuild the index or use a matching inlink version")
+            run(self._conn, "COMMIT")
+
+    # -- reading
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._conn.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """Run a read query on this thread's cursor and fetch all rows."""
+        return self.cursor().execute(sql, params or []).fetchall()
+
+    async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn(cursor) in a worker thread with that thread's own cursor."""
+        return await asyncio.to_thread(lambda: fn(self.cursor()))
+
+    # -- writing
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The single writer: a transaction that commits whole or rolls back whole."""
+        if self.read_only:
+            raise InlinkError(f"{self.path} is open read-only")
+        with self._write_lock:
+            conn = self._conn
+            run(conn, "BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                run(conn, "ROLLBACK")
+                raise
+            run(conn, "COMMIT")
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn(conn) inside one write transaction."""
+        with self.transaction() as conn:
+            return fn(conn)
+
+    async def write_async(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        return await asyncio.to_thread(self.write, fn)
+
+    def next_id(self, conn: duckdb.DuckDBPyConnection, table: str, column: str) -> int:
+        """The next free integer id of a table (call inside the write transaction)."""
+        if (table, column) not in _ID_COLUMNS:
+            raise ValueError(f"{table}.{column} is not an id column")
+        return int(run(conn, f"SELECT coalesce(max({column}), 0) + 1 FROM {table}")[0][0])
+
+    # -- maintenance
+
+    def compact(self) -> None:
+        """Rewrite links and events in target order, so a target's rows sit together.
+
+        DuckDB keeps min/max statistics per row group: once rows are sorted by target, a
+        query for one target skips every row group that cannot hold it.
+        """
+        with self.transaction() as conn:
+            # Rewriting in place keeps the tables' constraints (CREATE TABLE AS would not).
+            for table, order in _SORT_ORDER.items():
+                run(conn, f"CREATE TEMP TABLE sorted_rows AS SELECT * FROM {table} "
+                          f"ORDER BY {order}")
+                run(conn, f"DELETE FROM {table}")
+                run(conn, f"INSERT INTO {table} SELECT * FROM sorted_rows")
+                run(conn, "DROP TABLE sorted_rows")
+        with self._write_lock:
+            run(self._conn, "CHECKPOINT")
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of the main tables (for summaries and tests)."""
+        out = {}
+        for table in ("pages", "fetches", "links", "link_events", "batches"):
+            out[table] = int(self.query(f"SELECT count(*) FROM {table}")[0][0])
+        return out
+
+
+_SORT_ORDER = {
+    "links": "target_domain, target_host, target_key, source_key",
+    "link_events": "target_domain, day, target_key",
+}
+_ID_COLUMNS = frozenset({("fetches", "fetch_id"), ("batches", "batch_id")})

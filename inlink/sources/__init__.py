@@ -1,0 +1,1 @@
+"""Where fetch records come from: our crawler, WARC/WAT files, imports."""

@@ -1,0 +1,215 @@
+"""Link history in the store: new, still, lost with each reason, back again; atomic batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from inlink.extract import Extraction, Link, LinkKind, PageFacts
+from inlink.index import writer as writer_module
+from inlink.index.state import PageState, classify
+from inlink.index.store import Store, StoreLocked
+from inlink.index.writer import IndexWriter, ManifestUpdate, load_manifest
+from inlink.sources.record import FetchRecord
+from inlink.urls import normalize_url
+
+PAGE = "http://www.source.example/article"
+
+
+def day(n: int) -> dt.datetime:
+    return dt.datetime(2026, 1, n, 12, 0, tzinfo=dt.UTC)
+
+
+def link(target: str, anchor: str = "", kind: LinkKind = LinkKind.ANCHOR,
+         nofollow: bool = False) -> Link:
+    return Link(target_url=target, target_key=normalize_url(target), kind=kind, anchor=anchor,
+                nofollow=nofollow, ugc=False, sponsored=False, alt=None, image_url=None,
+                text_pre="", text_post="", location="article", links_count=1)
+
+
+def page(url: str, links: list[Link], at: dt.datetime, *, status: int = 200,
+         noindex: bool = False, canonical: str | None = None, ip: str = "127.5.0.9",
+         **kw: object) -> FetchRecord:
+    facts = PageFacts(url=url, url_key=normalize_url(url), status=status,
+                      content_type="text/html", is_html=True, title="t", language="en",
+                      encoding="utf-8", size=100, internal_links=0, external_links=len(links),
+                      noindex=noindex, nofollow=False, canonical=canonical, base_url=url,
+                      truncated=False, links_dropped=0)
+    return FetchRecord(url=url, url_key=normalize_url(url), fetched_at=at, status=status,
+                       ip=ip, extraction=Extraction(facts, links), **kw)  # type: ignore[arg-type]
+
+
+def failed(url: str, at: dt.datetime, status: int | None, **kw: object) -> FetchRecord:
+    return FetchRecord(url=url, url_key=normalize_url(url), fetched_at=at, status=status,
+                       **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "index.duckdb")
+    yield s
+    s.close()
+
+
+def events(store: Store) -> list[tuple[object, ...]]:
+    return store.query("SELECT day, event, reason, target_key FROM link_events "
+                       "ORDER BY seen_at, event DESC, target_key")
+
+
+def live_targets(store: Store, source: str = PAGE) -> set[str]:
+    rows = store.query("SELECT target_key FROM links WHERE live AND source_key = ?",
+                       [normalize_url(source)])
+    return {r[0] for r in rows}
+
+
+A, B, C = "https://a.example/", "https://b.example/x", "https://c.example/y"
+
+
+def test_history_of_a_page_across_days(store: Store) -> None:
+    w = IndexWriter(store)
+    w.apply([page(PAGE, [link(A, "a"), link(B, "b"), link(C, "c")], day(1))])
+    assert live_targets(store) == {A, B, C}
+
+    # day 2: B removed, A turns nofollow (same identity: no event, attributes updated)
+    stats = w.apply([page(PAGE, [link(A, "a", nofollow=True), link(C, "c")], day(2))])
+    assert (stats.new_links, stats.lost_links) == (0, 1)
+    assert store.query("SELECT nofollow, last_seen FROM links WHERE target_key = ?", [A]) == [
+        (True, day(2).replace(tzinfo=None))]
+    assert store.query("SELECT live, lost_reason, last_seen FROM links WHERE target_key = ?",
+                       [B]) == [(False, "link_removed", day(1).replace(tzinfo=None))]
+
+    # day 3: the page is gone
+    w.apply([failed(PAGE, day(3), 404)])
+    assert live_targets(store) == set()
+    # day 4: back, with B again: B is new again, first_seen is kept from day 1
+    w.apply([page(PAGE, [link(B, "b")], day(4))])
+    assert live_targets(store) == {B}
+    assert store.query("SELECT first_seen, live, lost_reason FROM links WHERE target_key = ?",
+                       [B]) == [(day(1).replace(tzinfo=None), True, None)]
+
+    d = dt.date
+    assert events(store) == [
+        (d(2026, 1, 1), "new", None, A), (d(2026, 1, 1), "new", None, B),
+        (d(2026, 1, 1), "new", None, C),
+        (d(2026, 1, 2), "lost", "link_removed", B),
+        (d(2026, 1, 3), "lost", "page_not_found", A), (d(2026, 1, 3), "lost", "page_not_found", C),
+        (d(2026, 1, 4), "new", None, B),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "reason", "kept"),
+    [
+        (failed(PAGE, day(2), 410), "page_not_found", set()),
+        (failed(PAGE, day(2), 503), "crawl_error", set()),
+        (failed(PAGE, day(2), None, error="connection reset"), "crawl_error", set()),
+        (failed(PAGE, day(2), 200, robots_disallowed=True), "page_dropped", set()),
+        (failed(PAGE, day(2), 301, redirect_to="https://new.example/", redirect_final_status=200),
+         "redirect", {"https://new.example/"}),
+        (failed(PAGE, day(2), 302, redirect_to="https://new.example/", redirect_final_status=404),
+         "broken_redirect", {"https://new.example/"}),
+        (failed(PAGE, day(2), 301, redirect_to="https://new.example/", redirect_loop=True),
+         "broken_redirect", {"https://new.example/"}),
+        (failed(PAGE, day(2), 200, content_type="application/pdf"), "other", set()),
+        (page(PAGE, [link(A, "a")], day(2), noindex=True), "noindex", set()),
+        (page(PAGE, [link(A, "a"), link("https://www.source.example/main", kind=LinkKind.CANONICAL)],
+              day(2), canonical="https://www.source.example/main"),
+         "not_canonical", {"https://www.source.example/main"}),
+    ],
+)
+def test_each_lost_reason(store: Store, record: FetchRecord, reason: str, kept: set[str]) -> None:
+    w = IndexWriter(store)
+    w.apply([page(PAGE, [link(A, "a"), link(B, "b")], day(1))])
+    w.apply([record])
+    assert live_targets(store) == kept
+    lost = store.query("SELECT target_key, reason FROM link_events WHERE event = 'lost'")
+    assert sorted(lost) == [(A, reason), (B, reason)]
+
+
+def test_self_canonical_is_indexable() -> None:
+    rec = page(PAGE, [link(A)], day(1), canonical=PAGE + "#top")
+    assert classify(rec).state is PageState.INDEXABLE
+
+
+def test_older_capture_does_not_rewind_history(store: Store) -> None:
+    w = IndexWriter(store)
+    w.apply([page(PAGE, [link(A, "a")], day(3))])
+    stats = w.apply([page(PAGE, [link(B, "b")], day(2))])
+    assert stats.stale == 1
+    assert live_targets(store) == {A}
+    assert store.query("SELECT count(*) FROM fetches WHERE NOT applied") == [(1,)]
+
+
+def test_same_page_twice_in_one_batch_is_applied_in_time_order(store: Store) -> None:
+    w = IndexWriter(store)
+    w.apply([page(PAGE, [link(B, "b")], day(2)), page(PAGE, [link(A, "a")], day(1))])
+    assert live_targets(store) == {B}
+    assert [(e[1], e[3]) for e in events(store)] == [("new", A), ("new", B), ("lost", A)]
+
+
+def test_internal_links_are_marked(store: Store) -> None:
+    IndexWriter(store).apply([page(PAGE, [link("http://blog.source.example/p"), link(A)], day(1))])
+    rows = dict(store.query("SELECT target_key, internal FROM links"))
+    assert rows == {"http://blog.source.example/p": True, A: False}
+
+
+def test_manifest_commits_with_its_batch(store: Store) -> None:
+    w = IndexWriter(store, job="ingest:x")
+    w.apply([page(PAGE, [link(A)], day(1))],
+            ManifestUpdate(job="ingest:x", kind="ingest", path="f.warc.gz", position=1234,
+                           records_ok=1, records_bad=0))
+    m = load_manifest(store, "ingest:x")
+    assert m is not None and m["position"] == 1234 and m["records_ok"] == 1
+
+
+def test_a_failed_batch_leaves_nothing_behind(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = IndexWriter(store, job="j")
+    w.apply([page(PAGE, [link(A)], day(1))])
+    before = store.counts()
+    real_insert = writer_module._insert
+
+    def failing_insert(conn: object, table: str, *args: object) -> None:
+        if table == "link_events":
+            raise RuntimeError("disk full")
+        real_insert(conn, table, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_module, "_insert", failing_insert)
+    with pytest.raises(RuntimeError):
+        w.apply([page("http://other.example/", [link(B)], day(2))],
+                ManifestUpdate(job="j", kind="ingest", path="f", position=99, records_ok=2,
+                               records_bad=0))
+    assert store.counts() == before
+    assert load_manifest(store, "j") is None
+
+
+def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "locked.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+         "time.sleep(30)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+        with pytest.raises(StoreLocked) as info:
+            Store(path)
+        assert str(holder.pid) in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+def test_compact_keeps_rows_and_constraints(store: Store) -> None:
+    w = IndexWriter(store)
+    w.apply([page(f"http://s{i}.example/", [link(A), link(B), link(C)], day(1)) for i in range(20)])
+    before = sorted(store.query("SELECT link_id, live FROM links"))
+    store.compact()
+    assert sorted(store.query("SELECT link_id, live FROM links")) == before
+    with pytest.raises(Exception, match="NOT NULL"):
+        store.write(lambda c: c.execute("INSERT INTO links (link_id) VALUES (1)"))
