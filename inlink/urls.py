@@ -16,6 +16,12 @@ import ada_url
 
 from inlink.errors import InvalidUrl
 
+try:  # ada-url's cffi module: the C API the public wrapper calls
+    from ada_url._ada_wrapper import ffi as _ada_ffi
+    from ada_url._ada_wrapper import lib as _ada_lib
+except ImportError:  # pragma: no cover - a future ada-url may move it
+    _ada_ffi = _ada_lib = None
+
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
 
@@ -48,11 +54,35 @@ def _percent_fix(match: re.Match[str]) -> str:
 
 def _join(href: str, base: str | None) -> str | None:
     """WHATWG-parse `href` (against `base`); None when it is not a URL."""
+    try:
+        data = href.encode("utf-8")
+        base_data = base.encode("utf-8") if base is not None else None
+    except UnicodeError:  # lone surrogates: not representable, so not a URL
+        return None
+    if _ada_lib is not None:
+        # The C API directly, with explicit lengths: a third faster per call than the
+        # wrapper's join_url (this runs for every distinct href extracted), and NUL-safe.
+        if base_data is None:
+            obj = _ada_lib.ada_parse(data, len(data))
+        else:
+            obj = _ada_lib.ada_parse_with_base(data, len(data), base_data, len(base_data))
+        try:
+            if not _ada_lib.ada_is_valid(obj):
+                return None
+            got = _ada_lib.ada_get_href(obj)
+            return str(_ada_ffi.unpack(got.data, got.length).decode("utf-8"))
+        finally:
+            _ada_lib.ada_free(obj)
+    return _join_public(href, base)
+
+
+def _join_public(href: str, base: str | None) -> str | None:
+    """The same through ada-url's public wrapper (used when its C API is not importable)."""
     nul = "\x00" in href
     if nul:
-        # The C binding stops reading at NUL. WHATWG strips leading/trailing C0 controls and
-        # spaces, percent-encodes NUL inside a path or query, and rejects it inside a host:
-        # do the first two here and check the third on the result.
+        # The wrapper reads C strings and stops at NUL. WHATWG strips leading/trailing C0
+        # controls and spaces, percent-encodes NUL inside a path or query, and rejects it
+        # inside a host: do the first two here and check the third on the result.
         href = href.strip(_C0_AND_SPACE).replace("\x00", "%00")
     try:
         url = ada_url.join_url(base, href) if base is not None else ada_url.normalize_url(href)

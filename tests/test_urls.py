@@ -271,3 +271,14 @@ def test_domain_helpers_never_raise(host: str) -> None:
     urls.tld(host)
     urls.reverse_host(host)
     urls.subnet24(host)
+
+
+def test_c_api_path_matches_the_public_wrapper() -> None:
+    cases = _wpt_cases()
+    if not cases:
+        pytest.skip("web-platform-tests urltestdata.json not present")
+    if urls._ada_lib is None:
+        pytest.skip("ada-url's C API is not importable; only the public wrapper is used")
+    for case in cases:
+        base = case.get("base") or None
+        assert urls._join(case["input"], base) == urls._join_public(case["input"], base)
