@@ -103,7 +103,7 @@ class Store:
             self._local.cursor = cur
         return cur
 
-    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         """Run a read query on this thread's cursor and fetch all rows."""
         return self.cursor().execute(sql, params or []).fetchall()
 
@@ -163,9 +163,10 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables (for summaries and tests)."""
-        out = {}
+        out: dict[str, int] = {}
         for table in ("pages", "fetches", "links", "link_events", "batches"):
-            out[table] = int(self.query(f"SELECT count(*) FROM {table}")[0][0])
+            (count,) = self.query(f"SELECT count(*) FROM {table}")[0]
+            out[table] = int(str(count))
         return out
 
 
