@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,10 +24,13 @@ class Settings:
 
     db: the DuckDB file (flag `--db`, env `INLINK_DB`, default `./inlink.duckdb`).
     as_of: the date the clock says it is (flag `--as-of`, env `INLINK_AS_OF`); None = today.
+    memory_limit: DuckDB's buffer pool cap for this process (env `INLINK_MEMORY_LIMIT`, e.g.
+        "2GB"; "none" keeps DuckDB's default of 80% of RAM).
     """
 
     db: Path = field(default_factory=lambda: Path(DEFAULT_DB))
     as_of: dt.date | None = None
+    memory_limit: str | None = "1GB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -37,6 +41,8 @@ class Settings:
             settings = replace(settings, db=Path(db))
         if as_of := env.get("INLINK_AS_OF"):
             settings = replace(settings, as_of=parse_date(as_of, "INLINK_AS_OF"))
+        if limit := env.get("INLINK_MEMORY_LIMIT"):
+            settings = replace(settings, memory_limit=parse_memory_limit(limit))
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
 
@@ -51,3 +57,14 @@ def parse_date(text: str, name: str = "date") -> dt.date:
         return dt.date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInput(name, f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def parse_memory_limit(text: str) -> str | None:
+    """A DuckDB memory size ("512MB", "2GB", "1.5GiB") or "none"; InvalidInput otherwise."""
+    value = text.strip()
+    if value.lower() == "none":
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
+        raise InvalidInput("INLINK_MEMORY_LIMIT",
+                           f"expected a size like 512MB or 2GB, or none; got {text!r}")
+    return value

@@ -244,6 +244,20 @@ def host_of(url: str) -> str:
     return authority.partition(":")[0]
 
 
+def key_host(key: str) -> str:
+    """The host of an index key (a `normalize_url` result), without parsing it again.
+
+    Keys are already lowercase punycode without credentials, so slicing the authority is
+    exact; the index writer calls this for every link it writes.
+    """
+    start = key.index("://") + 3
+    end = key.find("/", start)
+    authority = key[start:] if end < 0 else key[start:end]
+    if authority.startswith("["):
+        return authority[: authority.index("]") + 1]
+    return authority.partition(":")[0]
+
+
 def is_ip(host: str) -> bool:
     """True for an IPv4 address or a bracketed/bare IPv6 address."""
     candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -335,9 +349,8 @@ def subnet24(ip: str) -> str | None:
 
     None for IPv6 and for anything that is not an address: SEO tools count C-blocks of IPv4.
     """
-    try:
-        addr = ipaddress.IPv4Address(ip)
-    except ValueError:
-        return None
-    network = ipaddress.IPv4Network((int(addr) & 0xFFFFFF00, 24))
-    return str(network)
+    parts = ip.split(".")
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 and
+                                  (p == "0" or p[0] != "0") for p in parts):
+        return None  # not a dotted-quad IPv4 address (IPv6, a name, or junk)
+    return f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"

@@ -137,6 +137,10 @@ def test_host_helpers() -> None:
     assert urls.subnet24("203.0.113.77") == "203.0.113.0/24"
     assert urls.subnet24("::1") is None
     assert urls.subnet24("not-an-ip") is None
+    for bad in ("1.2.3", "01.2.3.4", "256.1.1.1", "1.2.3.4 ", "\u0661.2.3.4", "1.2.3.4.5"):
+        assert urls.subnet24(bad) is None, bad
+    for key in ("http://[::1]:81/x", "https://www.example.co.uk:8443/p?q", "http://a.example/"):
+        assert urls.key_host(key) == urls.host_of(key)
     assert urls.is_ip("127.0.0.1") and urls.is_ip("[::1]") and not urls.is_ip("example.com")
 
 

@@ -20,6 +20,8 @@ import duckdb
 from inlink.errors import InlinkError
 
 SCHEMA_VERSION = "1"
+#: DuckDB buffer pool cap per process (`INLINK_MEMORY_LIMIT`); None leaves DuckDB's default.
+DEFAULT_MEMORY_LIMIT = "1GB"
 T = TypeVar("T")
 
 
@@ -46,7 +48,8 @@ class StoreLocked(InlinkError):
 class Store:
     """The index file. `write(fn)` runs fn(conn) in a transaction; `cursor()` is for readers."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False,
+                 memory_limit: str | None = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = Path(path)
         self.read_only = read_only
         try:
@@ -63,6 +66,10 @@ class Store:
             raise InlinkError(f"cannot open index {self.path}: {message}") from None
         self._write_lock = threading.Lock()
         self._local = threading.local()
+        if memory_limit:
+            # DuckDB's default buffer pool is 80% of RAM; a crawl or ingest next to a server
+            # should not grow that far (it spills to disk past the limit instead).
+            run(self._conn, "SET memory_limit = ?", [memory_limit])
         if not read_only:
             self._ensure_schema()
 

@@ -317,7 +317,7 @@ def _fetch_row(fetch_id: int, batch_id: int, record: FetchRecord, at: dt.datetim
 
 def _page_row(record: FetchRecord, at: dt.datetime, fetch_id: int, outcome: Outcome,
               page: _PageRow) -> tuple[Any, ...]:
-    host = urls.host_of(record.url_key)
+    host = urls.key_host(record.url_key)
     facts = record.extraction.facts if record.extraction else None
     return (
         record.url_key, record.url, host, urls.registrable_domain(host), page.first_crawl, at,
@@ -335,8 +335,8 @@ def _page_row(record: FetchRecord, at: dt.datetime, fetch_id: int, outcome: Outc
 def _link_row(row: _LinkRow) -> tuple[Any, ...]:
     record, link = row.source, row.link
     assert link is not None, "a link is inserted or rewritten only from a fetch that had it"
-    source_host = urls.host_of(record.url_key)
-    target_host = urls.host_of(link.target_key)
+    source_host = urls.key_host(record.url_key)
+    target_host = urls.key_host(link.target_key)
     source_domain = urls.registrable_domain(source_host)
     target_domain = urls.registrable_domain(target_host)
     return (
@@ -352,8 +352,8 @@ def _link_row(row: _LinkRow) -> tuple[Any, ...]:
 
 def _event(at: dt.datetime, lid: int, event: str, reason: str | None, record: FetchRecord,
            link: Link, batch_id: int) -> tuple[Any, ...]:
-    source_domain = urls.registrable_domain(urls.host_of(record.url_key))
-    target_host = urls.host_of(link.target_key)
+    source_domain = urls.registrable_domain(urls.key_host(record.url_key))
+    target_host = urls.key_host(link.target_key)
     target_domain = urls.registrable_domain(target_host)
     return (at.date(), at, lid, event, reason, target_domain, target_host, link.target_key,
             record.url_key, source_domain, source_domain == target_domain, batch_id)

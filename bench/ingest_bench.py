@@ -1,0 +1,234 @@
+"""Ingest benchmark: `inlink.index.ingest` vs bare FastWARC + extract() vs warcio, same file.
+
+Run as `python -m bench.ingest_bench` or through `inlink bench ingest`; see docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+from inlink.extract import extract
+
+SEED = 20240611
+_WORDS = (
+    "backlink index crawler anchor domain rank page link search engine optimisation content "
+    "market report analysis guide review news blog article product service price best how why "
+    "the of and to in for on with by at from about"
+).split()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _page(rng: random.Random, i: int, hosts: int) -> tuple[str, bytes]:
+    """A 50-150 KB article page: nav, paragraphs with external/internal/image links, footer."""
+    host = f"www.site{rng.randrange(hosts)}.example"
+    target = rng.randrange(50_000, 150_000)
+    w = rng.choices
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>{' '.join(w(_WORDS, k=7))}</title>"
+             f"<link rel='canonical' href='https://{host}/p/{i}'>"
+             "<style>body{font:14px sans-serif}.x{color:#333}</style>"
+             "<script>var a=1;function f(){return a}</script></head><body><header><nav>"]
+    parts += [f"<a href='/section/{k}'>{rng.choice(_WORDS)}</a> " for k in range(20)]
+    parts.append("</nav></header><main><article>")
+    size = sum(map(len, parts))
+    while size < target:
+        r = rng.random()
+        if r < 0.55:
+            rel = rng.choice(["", "", "", " rel='nofollow'", " rel='ugc'", " rel='sponsored'"])
+            link = (f"<a href='https://www.site{rng.randrange(hosts)}.example/a/"
+                    f"{rng.randrange(10**6)}'{rel}>{' '.join(w(_WORDS, k=3))}</a>")
+        elif r < 0.65:
+            link = (f"<a href='/gallery/{rng.randrange(999)}'><img src='/i/{rng.randrange(999)}"
+                    f".jpg' alt='{rng.choice(_WORDS)}'></a>")
+        else:
+            link = f"<a href='/local/{rng.randrange(10**4)}'>{rng.choice(_WORDS)}</a>"
+        text = (f"<p class='x'>{' '.join(w(_WORDS, k=rng.randrange(60, 160)))} {link} "
+                f"{' '.join(w(_WORDS, k=30))}</p>\n")
+        parts.append(text)
+        size += len(text)
+    parts.append("</article></main><footer><a href='https://social.example/share'>share</a>"
+                 "</footer></body></html>")
+    return f"https://{host}/p/{i}", "".join(parts).encode()
+
+
+def write_archive(path: Path, pages: int, seed: int = SEED) -> dict[str, int]:
+    """A Common Crawl style .warc.gz (one gzip member per record) of `pages` responses."""
+    rng = random.Random(seed)
+    payload = 0
+    with open(path, "wb") as f:
+        for i in range(pages):
+            url, body = _page(rng, i, max(50, pages // 10))
+            http = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            block = http + body
+            when = f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+            head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+                    f"WARC-Date: {when}\r\nWARC-IP-Address: 127.0.{i % 250}.1\r\n"
+                    f"WARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-{i:012d}>\r\n"
+                    "Content-Type: application/http; msgtype=response\r\n"
+                    f"Content-Length: {len(block)}\r\n\r\n").encode()
+            f.write(gzip.compress(head + block + b"\r\n\r\n", compresslevel=1))
+            payload += len(body)
+    return {"pages": pages, "payload_bytes": payload, "file_bytes": path.stat().st_size}
+
+
+def bare_reference(path: Path) -> dict[str, float]:
+    """(a) FastWARC iteration + extract() on every response, one process, nothing stored."""
+    t0 = time.perf_counter()
+    pages = links = size = 0
+    for rec in ArchiveIterator(str(path), record_types=WarcRecordType.response):
+        body = rec.reader.read()
+        headers = rec.http_headers.to_tuples() if rec.http_headers else []
+        ex = extract(body, rec.headers.get("WARC-Target-URI") or "", headers)
+        pages += 1
+        links += len(ex.links)
+        size += len(body)
+    return {"seconds": time.perf_counter() - t0, "pages": pages, "links": links, "bytes": size}
+
+
+def read_only(path: Path) -> dict[str, float]:
+    """FastWARC and warcio iteration alone (payload read, no parsing) as peer references."""
+    t0 = time.perf_counter()
+    n = 0
+    for rec in ArchiveIterator(str(path), record_types=WarcRecordType.response):
+        n += len(rec.reader.read())
+    fast = time.perf_counter() - t0
+    from warcio.archiveiterator import ArchiveIterator as WarcioIterator
+    t0 = time.perf_counter()
+    m = 0
+    with open(path, "rb") as f:
+        for record in WarcioIterator(f):
+            if record.rec_type == "response":
+                m += len(record.content_stream().read())
+    slow = time.perf_counter() - t0
+    assert n == m
+    return {"fastwarc_seconds": fast, "warcio_seconds": slow, "bytes": n}
+
+
+_CHILD = """
+import json, resource, sys, time
+from inlink.index.ingest import ingest
+from inlink.index.store import Store
+store = Store(sys.argv[1])
+t0 = time.perf_counter()
+s = ingest(store, [sys.argv[2]], workers=None if sys.argv[3] == "auto" else int(sys.argv[3]),
+           malloc_tuning=sys.argv[4] == "1")
+seconds = time.perf_counter() - t0
+links = store.counts()["links"]
+store.close()
+print(json.dumps({"seconds": seconds, "pages": s.pages, "links_new": s.links_new,
+                  "links_rows": links, "records_bad": s.records_bad,
+                  "compacted": s.compacted,
+                  "rss_main_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "rss_worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def full_ingest(path: Path, db: Path, workers: str = "auto", malloc: bool = True,
+                timeout: float = 7200) -> dict[str, Any]:
+    """(b) `ingest()` into a fresh DuckDB file, in a subprocess (for its peak RSS)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(db), str(path), workers,
+                          "1" if malloc else "0"], capture_output=True, check=True,
+                         timeout=timeout, env=env)
+    result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+def run(quick: bool = False, pages: int | None = None, malloc_compare: bool | None = None,
+        **_: Any) -> dict[str, Any]:
+    """Generate the archive, then measure (a) reference, (b) ingest and the read-only peers."""
+    n = pages or (300 if quick else 3000)
+    with tempfile.TemporaryDirectory(prefix="inlink-ingest-bench-") as tmp:
+        folder = Path(tmp)
+        archive = folder / "bench.warc.gz"
+        t0 = time.perf_counter()
+        meta: dict[str, Any] = dict(write_archive(archive, n))
+        meta["generate_seconds"] = time.perf_counter() - t0
+        reads = read_only(archive)
+        ref = bare_reference(archive)
+        ing = full_ingest(archive, folder / "a.duckdb")
+        result: dict[str, Any] = {"archive": meta, "read": reads, "reference": ref,
+                                  "ingest": ing, "cores": os.cpu_count(),
+                                  "rss_self_kb": resource.getrusage(
+                                      resource.RUSAGE_SELF).ru_maxrss}
+        if malloc_compare if malloc_compare is not None else not quick:
+            result["ingest_no_malloc_tuning"] = full_ingest(archive, folder / "b.duckdb",
+                                                            malloc=False)
+        result["ingest_inline"] = full_ingest(archive, folder / "c.duckdb", workers="2")
+    mb = meta["payload_bytes"] / 1e6
+    result["ratio"] = ref["seconds"] / ing["seconds"]
+    result["ingest_pages_per_s"] = n / ing["seconds"]
+    result["ingest_mb_per_s"] = mb / ing["seconds"]
+    result["ingest_links_per_s"] = ing["links_new"] / ing["seconds"]
+    result["reference_pages_per_s"] = n / ref["seconds"]
+    result["reference_mb_per_s"] = mb / ref["seconds"]
+    result["reference_links_per_s"] = ref["links"] / ref["seconds"]
+    gb_file = 1e9 / meta["file_bytes"]
+    result["one_gb_file_seconds"] = ing["seconds"] * gb_file
+    result["one_gb_file_pages"] = n * gb_file
+    return result
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    a, r, ing = result["archive"], result["read"], result["ingest"]
+    mb = a["payload_bytes"] / 1e6
+    rows = [
+        ("FastWARC iteration only", r["fastwarc_seconds"], mb / r["fastwarc_seconds"], "", ""),
+        ("warcio iteration only (peer)", r["warcio_seconds"], mb / r["warcio_seconds"], "", ""),
+        ("(a) FastWARC + extract(), 1 process", result["reference"]["seconds"],
+         result["reference_mb_per_s"], f"{result['reference_pages_per_s']:.0f}",
+         f"{result['reference_links_per_s']:.0f}"),
+        (f"(b) ingest() into DuckDB, default workers ({result['cores']} cores)", ing["seconds"],
+         result["ingest_mb_per_s"], f"{result['ingest_pages_per_s']:.0f}",
+         f"{result['ingest_links_per_s']:.0f}"),
+    ]
+    inline = result.get("ingest_inline")
+    if inline:
+        rows.append(("ingest() with workers=2", inline["seconds"],
+                     mb / inline["seconds"], f"{a['pages'] / inline['seconds']:.0f}",
+                     f"{inline['links_new'] / inline['seconds']:.0f}"))
+    nomalloc = result.get("ingest_no_malloc_tuning")
+    if nomalloc:
+        rows.append(("ingest() without malloc tuning", nomalloc["seconds"],
+                     mb / nomalloc["seconds"], f"{a['pages'] / nomalloc['seconds']:.0f}",
+                     f"{nomalloc['links_new'] / nomalloc['seconds']:.0f}"))
+    lines = [
+        f"Archive: {a['pages']} pages of 50-150 KB ({mb:.0f} MB of HTML, "
+        f"{a['file_bytes'] / 1e6:.0f} MB .warc.gz, one gzip member per record), "
+        f"{ing['links_new']} distinct links.",
+        "",
+        "| run | seconds | MB/s (HTML) | pages/s | links/s |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {sec:.2f} | {mbs:.1f} | {ps} | {ls} |"
+              for name, sec, mbs, ps, ls in rows]
+    lines += [
+        "",
+        f"- ingest / reference throughput: **{result['ratio'] * 100:.0f}%** (target >= 50%).",
+        f"- peak RSS: ingest process {ing['rss_main_kb'] / 1024:.0f} MiB, largest worker "
+        f"{ing['rss_worker_kb'] / 1024:.0f} MiB; memory is bounded by batch size and "
+        "in-flight chunks, not by file size, so a 1 GB .warc.gz needs the same.",
+        f"- a 1 GB .warc.gz of such pages (~{result['one_gb_file_pages']:.0f} pages) would take "
+        f"~{result['one_gb_file_seconds'] / 60:.0f} min at this rate.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    res = run(quick="--quick" in sys.argv)
+    print(to_markdown(res))
+    print(json.dumps(res, indent=1, default=str), file=io.StringIO())

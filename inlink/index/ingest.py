@@ -1,0 +1,398 @@
+"""`inlink ingest FILE...`: WARC/WAT files -> fetch records -> committed, resumable batches.
+
+Reads with sources.warc, extracts in a process pool (file order kept), and applies batches
+through IndexWriter together with the file's manifest position. See docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import ctypes
+import ctypes.util
+import hashlib
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inlink.errors import ArchiveError
+from inlink.extract import DEFAULT_LIMITS, Extraction, ExtractLimits, Link, LinkKind, PageFacts
+from inlink.index.store import Store
+from inlink.index.writer import IndexWriter, ManifestUpdate, load_manifest
+from inlink.sources.record import Evidence, FetchRecord
+from inlink.sources.warc import (
+    DEFAULT_READ_LIMITS,
+    Damage,
+    ReadLimits,
+    ReadStats,
+    WarcItem,
+    check_archive,
+    iter_records,
+    to_fetch_record,
+)
+
+#: Compact (re-sort links by target) after an ingest that added at least this many link rows
+#: and at least COMPACT_GROWTH of the rows there were before.
+COMPACT_MIN_ROWS = 50_000
+COMPACT_GROWTH = 0.25
+DAMAGE_KEPT = 20            # damaged records listed (with offset and cause) per file
+_CHUNK_RECORDS = 16         # records per task sent to a worker
+_CHUNK_BYTES = 2 << 20      # ... or this many payload bytes, whichever comes first
+# glibc: keep freed parser memory in the heap instead of returning it with mmap/munmap and
+# trimming on every page (docs/ingest.md has the measurement).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20
+_TRIM_THRESHOLD = 256 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Handed to the progress callback after every committed batch."""
+
+    path: str
+    position: int
+    size: int
+    records_ok: int
+    records_bad: int
+    pages: int
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What happened to one file."""
+
+    path: str
+    status: str                    # ingested | resumed | already_done | duplicate | error
+    job: str | None = None
+    size: int = 0
+    records_ok: int = 0            # records read and used in this run
+    records_bad: int = 0           # damaged records in this run
+    skipped: int = 0               # request / warcinfo / non-HTML-metadata ... records
+    revisits_unresolved: int = 0
+    pages: int = 0                 # fetch records applied
+    links_new: int = 0
+    links_lost: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    compacted: bool = False
+
+    @property
+    def records_ok(self) -> int:
+        return sum(f.records_ok for f in self.files)
+
+    @property
+    def records_bad(self) -> int:
+        return sum(f.records_bad for f in self.files)
+
+    @property
+    def pages(self) -> int:
+        return sum(f.pages for f in self.files)
+
+    @property
+    def links_new(self) -> int:
+        return sum(f.links_new for f in self.files)
+
+    @property
+    def links_lost(self) -> int:
+        return sum(f.links_lost for f in self.files)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f.error for f in self.files if f.error]
+
+    def line(self) -> str:
+        """One line for people: `files=2 records_ok=... records_bad=... pages=...`."""
+        return (f"files={len(self.files)} records_ok={self.records_ok} "
+                f"records_bad={self.records_bad} pages={self.pages} "
+                f"links_new={self.links_new} links_lost={self.links_lost} "
+                f"errors={len(self.errors)} seconds={self.seconds:.1f}")
+
+
+# ---------------------------------------------------------------------------- worker side
+
+_KINDS = {k.value: k for k in LinkKind}
+Packed = tuple[Any, ...]
+
+
+def _pack(record: FetchRecord) -> Packed:
+    """A FetchRecord as plain tuples: pickling slotted dataclasses costs ~3x more."""
+    ex = record.extraction
+    facts = links = None
+    if ex is not None:
+        f = ex.facts
+        facts = (f.url, f.url_key, f.status, f.content_type, f.is_html, f.title, f.language,
+                 f.encoding, f.size, f.internal_links, f.external_links, f.noindex, f.nofollow,
+                 f.canonical, f.base_url, f.truncated, f.links_dropped)
+        links = [(k.target_url, k.target_key, k.kind.value, k.anchor, k.nofollow, k.ugc,
+                  k.sponsored, k.alt, k.image_url, k.text_pre, k.text_post, k.location,
+                  k.links_count, k.hreflang) for k in ex.links]
+    ev = record.evidence
+    return (record.url, record.url_key, record.fetched_at, record.status, record.ip,
+            record.content_type, record.redirect_to, record.source,
+            ev.path if ev else None, ev.offset if ev else 0, ev.digest if ev else None,
+            facts, links)
+
+
+def _unpack(p: Packed) -> FetchRecord:
+    (url, url_key, fetched_at, status, ip, ctype, redirect_to, source, ev_path, ev_offset,
+     ev_digest, facts, links) = p
+    extraction = None
+    if facts is not None:
+        kinds = _KINDS
+        extraction = Extraction(
+            PageFacts(*facts),
+            [Link(t[0], t[1], kinds[t[2]], *t[3:]) for t in links])
+    evidence = Evidence(ev_path, ev_offset, ev_digest) if ev_path is not None else None
+    return FetchRecord(url=url, url_key=url_key, fetched_at=fetched_at, status=status, ip=ip,
+                       content_type=ctype, extraction=extraction, redirect_to=redirect_to,
+                       evidence=evidence, source=source)
+
+
+Outcome = tuple[int, str, Any]   # (offset, "record" | "damage" | "skip", payload)
+
+
+def process_chunk(chunk: list[WarcItem | Damage], path: str,
+                  limits: ExtractLimits = DEFAULT_LIMITS) -> list[Outcome]:
+    """Worker task: items -> packed fetch records, in order; damage passes through."""
+    out: list[Outcome] = []
+    for item in chunk:
+        if isinstance(item, Damage):
+            out.append((item.offset, "damage", item.cause))
+            continue
+        try:
+            got = to_fetch_record(item, path, limits)
+        except Exception as exc:  # noqa: BLE001 - one hostile record must not end the ingest
+            out.append((item.offset, "damage", f"could not process record: {exc!r}"))
+            continue
+        if got is None:
+            out.append((item.offset, "skip", None))
+        elif isinstance(got, Damage):
+            out.append((got.offset, "damage", got.cause))
+        else:
+            out.append((item.offset, "record", _pack(got)))
+    return out
+
+
+def tune_malloc() -> bool:
+    """Raise glibc's mmap/trim thresholds for this process; False when not on glibc."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
+    return bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and ok)
+
+
+def _init_worker(malloc: bool) -> None:
+    if malloc:
+        tune_malloc()
+
+
+# ---------------------------------------------------------------------------- driver side
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """sha256 hex and size of a file, streamed."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _chunks(items: Iterable[WarcItem | Damage]) -> Iterator[list[WarcItem | Damage]]:
+    chunk: list[WarcItem | Damage] = []
+    size = 0
+    for item in items:
+        chunk.append(item)
+        if isinstance(item, WarcItem):
+            size += len(item.body)
+        if len(chunk) >= _CHUNK_RECORDS or size >= _CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+class _Pipeline:
+    """Chunks in file order -> (pool or inline) -> outcomes in the same order."""
+
+    def __init__(self, pool: cf.ProcessPoolExecutor | None, workers: int, path: str,
+                 limits: ExtractLimits, batch_size: int) -> None:
+        self.pool = pool
+        # Enough chunks in flight to keep the workers busy while the driver writes a batch.
+        self.depth = max(2 * workers, batch_size // _CHUNK_RECORDS + 2)
+        self.path = path
+        self.limits = limits
+
+    def run(self, chunks: Iterator[list[WarcItem | Damage]]) -> Iterator[Outcome]:
+        if self.pool is None:
+            for chunk in chunks:
+                yield from process_chunk(chunk, self.path, self.limits)
+            return
+        pending: deque[cf.Future[list[Outcome]]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(self.pool.submit(process_chunk, chunk, self.path, self.limits))
+                while len(pending) >= self.depth:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _known_digests(store: Store, job: str, limit: int) -> dict[str, int]:
+    """Payload digest -> earliest offset, for revisits after a resume point."""
+    rows = store.query(
+        "SELECT f.evidence_digest, min(f.evidence_offset) FROM fetches f "
+        "JOIN batches b USING (batch_id) WHERE b.job = ? AND f.evidence_digest IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2 DESC LIMIT ?", [job, limit])
+    return {str(d): int(o) for d, o in rows}
+
+
+def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size: int,
+                 pipeline: Callable[[str], _Pipeline], read_limits: ReadLimits,
+                 progress: Callable[[IngestProgress], None] | None) -> FileResult:
+    job = f"ingest:{digest}"
+    shown = str(path)
+    result = FileResult(shown, "ingested", job=job, size=size)
+    manifest = load_manifest(store, job)
+    if manifest is not None and manifest["done"]:
+        result.status = "already_done"
+        return result
+    start = int(manifest["position"]) if manifest else 0
+    total_ok = int(manifest["records_ok"]) if manifest else 0
+    total_bad = int(manifest["records_bad"]) if manifest else 0
+    if start > 0:
+        result.status = "resumed"
+    evidence_path = str(path.resolve())
+    known = _known_digests(store, job, read_limits.revisit_memory) if start > 0 else None
+    stats = ReadStats()
+    items = iter_records(path, start_offset=start, limits=read_limits, known_digests=known,
+                         stats=stats)
+    writer = IndexWriter(store, job)
+    batch: list[FetchRecord] = []
+
+    def commit(position: int, done: bool) -> None:
+        nonlocal batch
+        update = ManifestUpdate(job=job, kind="ingest", path=evidence_path, position=position,
+                                records_ok=total_ok, records_bad=total_bad, done=done,
+                                digest=digest, size=size)
+        applied = writer.apply(batch, update)
+        result.pages += applied.fetches
+        result.links_new += applied.new_links
+        result.links_lost += applied.lost_links
+        batch = []
+        if progress is not None:
+            progress(IngestProgress(shown, position, size, total_ok, total_bad, result.pages))
+
+    # While a batch is written the workers keep extracting: the pipeline holds up to a
+    # batch's worth of chunks in flight (see _Pipeline.depth).
+    for offset, what, payload in pipeline(evidence_path).run(_chunks(items)):
+        if len(batch) >= batch_size:
+            # Everything before `offset` is in the batch: that is where a resume starts.
+            commit(offset, False)
+        if what == "damage":
+            total_bad += 1
+            result.records_bad += 1
+            if len(result.damage) < DAMAGE_KEPT:
+                result.damage.append(Damage(offset, str(payload)))
+            continue
+        total_ok += 1
+        result.records_ok += 1
+        if what == "record":
+            batch.append(_unpack(payload))
+    commit(size, True)
+    result.skipped = stats.skipped
+    result.revisits_unresolved = stats.revisits_unresolved
+    return result
+
+
+def _link_rows(store: Store) -> int:
+    return int(store.query("SELECT count(*) FROM links")[0][0])
+
+
+def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = 250,
+           workers: int | None = None, progress: Callable[[IngestProgress], None] | None = None,
+           read_limits: ReadLimits = DEFAULT_READ_LIMITS,
+           extract_limits: ExtractLimits = DEFAULT_LIMITS,
+           compact: bool | None = None, malloc_tuning: bool = True) -> IngestSummary:
+    """Ingest WARC/WAT files (gzipped or not) into the index; resumable, never fatal on damage.
+
+    Each file is a job `ingest:<sha256>`: a file already ingested is a no-op, an interrupted
+    one resumes at its committed position. `workers` processes extract pages (None: cores - 2,
+    0: in this process). A file that is not a WARC at all is reported in the summary
+    (its FileResult.error) and the other files are still ingested. `compact` None applies the
+    growth rule (COMPACT_MIN_ROWS / COMPACT_GROWTH), True/False force it.
+    """
+    started = time.perf_counter()
+    summary = IngestSummary()
+    # The driver process reads, unpacks and writes (DuckDB's own threads need a core too):
+    # on 2 cores extracting inline measured fastest (docs/ingest.md).
+    n_workers = max(0, (os.cpu_count() or 1) - 2) if workers is None else max(0, workers)
+    pool: cf.ProcessPoolExecutor | None = None
+    links_before = _link_rows(store)
+    seen: dict[str, str] = {}
+
+    def pipeline(path: str) -> _Pipeline:
+        nonlocal pool
+        if n_workers > 0 and pool is None:
+            # spawn, not fork: the parent holds DuckDB's threads and file lock.
+            pool = cf.ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(
+                "spawn"), initializer=_init_worker, initargs=(malloc_tuning,))
+        return _Pipeline(pool, n_workers, path, extract_limits, batch_size)
+
+    try:
+        for raw in paths:
+            path = Path(raw)
+            t0 = time.perf_counter()
+            try:
+                check_archive(path)
+                digest, size = file_digest(path)
+            except ArchiveError as exc:
+                summary.files.append(FileResult(str(path), "error", error=str(exc)))
+                continue
+            except OSError as exc:
+                err = ArchiveError(str(path), None, f"cannot read the file: {exc}")
+                summary.files.append(FileResult(str(path), "error", error=str(err)))
+                continue
+            if digest in seen:
+                summary.files.append(FileResult(
+                    str(path), "duplicate", job=f"ingest:{digest}", size=size,
+                    error=None))
+                continue
+            seen[digest] = str(path)
+            result = _ingest_file(store, path, digest, size, batch_size=batch_size,
+                                  pipeline=pipeline, read_limits=read_limits,
+                                  progress=progress)
+            result.seconds = time.perf_counter() - t0
+            summary.files.append(result)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    grown = _link_rows(store) - links_before
+    rule = grown >= COMPACT_MIN_ROWS and grown >= COMPACT_GROWTH * links_before
+    if compact or (compact is None and rule):
+        store.compact()
+        summary.compacted = True
+    summary.seconds = time.perf_counter() - started
+    return summary
+
