@@ -26,6 +26,8 @@ class Settings:
     as_of: the date the clock says it is (flag `--as-of`, env `INLINK_AS_OF`); None = today.
     memory_limit: DuckDB's buffer pool cap for this process (env `INLINK_MEMORY_LIMIT`, e.g.
         "2GB"; "none" keeps DuckDB's default of 80% of RAM).
+
+    Crawl options (`INLINK_CRAWL_*`, `INLINK_GEOIP_MMDB`) are read by `CrawlOptions.from_env`.
     """
 
     db: Path = field(default_factory=lambda: Path(DEFAULT_DB))

@@ -1,0 +1,139 @@
+"""`inlink demo`: the one-command first run on the bundled synthetic web.
+
+Builds a small world, serves it on loopback addresses, crawls it as of three consecutive days
+into an index, ranks it, checks the index against the world's own ground truth, shows what it
+found, and keeps the world served until stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from inlink.settings import Settings
+
+if TYPE_CHECKING:
+    from inlink.index.store import Store
+    from inlink.world import World
+
+DEMO_DB = "inlink-demo.duckdb"
+DEMO_DAYS = 3
+
+
+def run_demo(settings: Settings, *, seed: int = 1, hosts: int = 300,
+             duration: float | None = None, console: Console | None = None) -> dict[str, int]:
+    """Run the demo; returns the figures it printed (used by its test)."""
+    from inlink.index.crawljob import crawl
+    from inlink.index.store import Store
+    from inlink.rank import run_rank
+    from inlink.sources.crawl import CrawlOptions
+    from inlink.world import World, serve_in_thread
+
+    out = console or Console(stderr=True)
+    db = Path(settings.db)
+    if db.exists():
+        # The demo builds its index from scratch each time; never touch any other file.
+        if db.name != DEMO_DB:
+            from inlink.errors import InvalidInput
+
+            raise InvalidInput("--db", f"{db} exists; the demo writes a fresh index, so point "
+                                       f"--db at a new file or at {DEMO_DB}")
+        db.unlink()
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+
+    started = time.monotonic()
+    world = World(seed=seed, hosts=hosts, days=DEMO_DAYS)
+    out.print(f"[bold]synthetic web[/]: {world.n_hosts} hosts, {world.n_pages} pages "
+              f"(seed {seed}); ground truth kept by the generator")
+    figures: dict[str, int] = {}
+    with serve_in_thread(world, 1) as served, Store(db, memory_limit=settings.memory_limit) as store:
+        out.print(f"serving it on {len(set(ip for ip, _ in served.resolve.values()))} loopback "
+                  f"addresses, port {served.port}")
+        options = CrawlOptions(resolve=served.resolve, dns=False, delay=0.05, per_host=2,
+                               concurrency=96, timeout=5.0, read_timeout=3.0,
+                               connect_timeout=2.0, scope="any")
+        for day in range(1, DEMO_DAYS + 1):
+            served.set_day(day)
+            as_of = Settings.from_env(db=db, as_of=world.date_of(day))
+            summary = crawl(store, world.seeds(), options, as_of)
+            failed = sum(summary.pages_failed.values())
+            out.print(f"day {day} ({world.date_of(day)}): crawled {summary.pages_ok} pages "
+                      f"({failed} failed, {summary.robots_disallowed} disallowed by robots.txt) "
+                      f"in {summary.seconds:.1f} s: {summary.new_links} new links, "
+                      f"{summary.lost_links} lost")
+        last = Settings.from_env(db=db, as_of=world.date_of(DEMO_DAYS))
+        ranked = run_rank(store, last)
+        out.print(f"ranked {ranked.pages} pages and {ranked.domains} domains "
+                  f"in {ranked.seconds:.2f} s")
+        figures = _report(store, world, out)
+
+        out.print(f"\nindex: {db.resolve()}  (try: inlink --db {db} rank explain "
+                  f"{_top_domain(store)})")
+        out.print(f"demo built in {time.monotonic() - started:.1f} s. The world stays served "
+                  "for your own crawls:")
+        example = world.seeds()[0]
+        host = example.split("/")[2]
+        ip, port = served.resolve[host]
+        out.print(f"  curl --connect-to {host}:80:{ip}:{port} {example}")
+        out.print("Ctrl-C stops." if duration is None else f"stopping after {duration:g} s")
+        try:
+            if duration is None:
+                while True:
+                    time.sleep(3600)
+            else:
+                time.sleep(duration)
+        except KeyboardInterrupt:
+            out.print("stopped.")
+    return figures
+
+
+def _report(store: Store, world: World, out: Console) -> dict[str, int]:
+    """Print what the index holds and how it compares with the world's truth."""
+    days = DEMO_DAYS
+    truth_live = {(t.source_key, t.kind.value, t.target_key, t.anchor, t.image_url)
+                  for t in world.live_links(days)}
+    index_live = set(store.query(
+        "SELECT source_key, kind, target_key, anchor, image_url FROM links WHERE live"))
+    truth_events = Counter((e.date, e.event, e.reason) for e in world.events(days))
+    index_events = Counter(store.query(
+        "SELECT day, event, reason FROM link_events"))
+
+    table = Table(title="top targets by referring domains")
+    for column in ("domain", "backlinks", "ref. domains", "Domain InLink Rank"):
+        table.add_column(column, justify="right" if column != "domain" else "left")
+    rows = store.query(
+        "SELECT l.target_domain, count(*) AS backlinks, count(DISTINCT l.source_domain) AS rd, "
+        "coalesce(max(d.inlink_rank), 0) FROM links l "
+        "LEFT JOIN rank_current c ON true "
+        "LEFT JOIN rank_domains d ON d.run_id = c.run_id AND d.domain = l.target_domain "
+        "WHERE l.live AND NOT l.internal GROUP BY 1 ORDER BY rd DESC, 1 LIMIT 8")
+    for domain, backlinks, refdomains, rank in rows:
+        table.add_row(domain, str(backlinks), str(refdomains), str(rank))
+    out.print(table)
+
+    lost = Counter(dict(((reason, n) for (reason, n) in store.query(
+        "SELECT reason, count(*) FROM link_events WHERE event = 'lost' GROUP BY 1"))))
+    out.print("lost links by reason: " + ", ".join(f"{r} {n}" for r, n in lost.most_common()))
+    match_links = index_live == truth_live
+    match_events = index_events == truth_events
+    out.print(f"check against the world's ground truth: live links "
+              f"{'[green]match[/]' if match_links else '[red]differ[/]'} "
+              f"({len(index_live)} in the index, {len(truth_live)} in the truth); "
+              f"new/lost events by day and reason "
+              f"{'[green]match[/]' if match_events else '[red]differ[/]'} "
+              f"({sum(index_events.values())} vs {sum(truth_events.values())})")
+    return {"live_links": len(index_live), "truth_live_links": len(truth_live),
+            "events": sum(index_events.values()),
+            "truth_events": sum(truth_events.values()),
+            "links_match": int(match_links), "events_match": int(match_events)}
+
+
+def _top_domain(store: Store) -> str:
+    rows = store.query("SELECT target_domain FROM links WHERE live AND NOT internal "
+                       "GROUP BY 1 ORDER BY count(DISTINCT source_domain) DESC LIMIT 1")
+    return str(rows[0][0]) if rows else "example.com"
