@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from inlink.extract import extract
+from inlink.extract import extract, use_native
 
 #: Real HTML shipped on the build machines (rustdoc output of the Rust toolchain docs).
 REAL_HTML_ROOTS = (
@@ -134,6 +134,12 @@ def _inlink(page: Page) -> int:
     return facts.internal_links + facts.external_links
 
 
+def _inlink_python(page: Page) -> int:
+    # The same with the pure-Python walk (the reference the native walk must match).
+    facts = extract(page.body, page.url, {"Content-Type": "text/html"}, native=False).facts
+    return facts.internal_links + facts.external_links
+
+
 def _bare(page: Page) -> int:
     # "Bare parse": Lexbor parse of the bytes, the a[href] selection, and the attribute dict
     # of every match; no decoding checks, resolution, text or dedup.
@@ -194,6 +200,7 @@ def run(pages: int | None = None, seconds: float = 5.0) -> dict[str, Any]:
             _inlink(page)
         results = {
             "inlink": _time(_inlink, corpus, seconds),
+            "inlink_python_walk": _time(_inlink_python, corpus, seconds),
             "bare_lexbor": _time(_bare, corpus, seconds),
             # BeautifulSoup is ~50x slower: time a sample and extrapolate the rates.
             "beautifulsoup_lxml": _time(_soup, corpus[:: max(1, len(corpus) // 40)],
@@ -216,6 +223,9 @@ def run(pages: int | None = None, seconds: float = 5.0) -> dict[str, Any]:
         / results["bare_lexbor"]["pages_per_s"],
         "ratio_inlink_vs_soup": results["inlink"]["pages_per_s"]
         / results["beautifulsoup_lxml"]["pages_per_s"],
+        "native_walk": use_native(),
+        "ratio_native_vs_python_walk": results["inlink"]["pages_per_s"]
+        / results["inlink_python_walk"]["pages_per_s"],
         "malloc_env": {k: os.environ.get(k) for k in
                        ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
     }
@@ -239,6 +249,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"inlink / bare Lexbor: {result['ratio_inlink_vs_bare']:.2f} (target >= 0.5); "
         f"inlink / BeautifulSoup: {result['ratio_inlink_vs_soup']:.1f}x (target >= 20x)",
+        f"native walk in use: {result['native_walk']}; inlink / inlink with the Python walk: "
+        f"{result['ratio_native_vs_python_walk']:.1f}x",
     ]
     return "\n".join(lines)
 

@@ -7,10 +7,14 @@ Rules, caps and measured speed are documented in docs/extract.md.
 from __future__ import annotations
 
 import codecs
+import dataclasses
+import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
@@ -685,6 +689,7 @@ class _Page:
         return got
 
     def domain_of(self, key: str) -> str:
+        # Mirrored by domain_for() in _linkwalk.c: change both.
         start = key.index("://") + 3
         end = key.find("/", start)
         authority = key[start:] if end < 0 else key[start:end]
@@ -728,11 +733,13 @@ def extract(
     *,
     status: int = 200,
     limits: ExtractLimits = DEFAULT_LIMITS,
+    native: bool | None = None,
 ) -> Extraction:
     """Page facts and distinct outgoing links of one fetched page.
 
     Raises InvalidUrl only when `url` is not an absolute http(s) URL; any body and any headers
-    are accepted. Deterministic: the same input always gives the same Extraction.
+    are accepted. Deterministic: the same input always gives the same Extraction, whichever
+    walk runs (`native`: see use_native; both give identical results).
 
     >>> ex = extract(b'<a href="/b" rel="nofollow">B</a>', "https://example.com/a")
     >>> (ex.links[0].target_url, ex.links[0].anchor, ex.links[0].nofollow)
@@ -752,6 +759,7 @@ def extract(
     noindex, nofollow = robots_flags([v for k, v in hdrs if k == "x-robots-tag"], header=True)
     page = _Page(page_url, limits)
     header_canonical = _header_links(page, hdrs, page_url)
+    fast = use_native(native) and _native_limits_ok(limits)
 
     title: str | None = None
     encoding: str | None = None
@@ -773,10 +781,11 @@ def extract(
         if root is not None:
             lang = _language(root.attributes.get("lang"))
             language = lang or language
-        title, html_canonical, meta_noindex, meta_nofollow = _walk(page, tree)
+        walk = _walk_native if fast else _walk
+        title, html_canonical, meta_noindex, meta_nofollow = walk(page, tree)
         noindex, nofollow = noindex or meta_noindex, nofollow or meta_nofollow
 
-    links = [
+    links = _native.build_links(page.rows, page.counts, nofollow) if fast else [
         Link(r[0], r[1], r[2], r[3], r[4] or nofollow, r[5], r[6], r[7], r[8], r[9], r[10],
              r[11], count, r[12])
         for r, count in zip(page.rows, page.counts, strict=True)
@@ -849,13 +858,10 @@ def _walk(page: _Page, tree: LexborHTMLParser) -> tuple[str | None, str | None, 
             pending.append((tag, node, node.attributes))
         elif tag == "meta":
             attrs = node.attributes
-            content = attrs.get("content")
-            if content is None:
-                continue
-            name = (attrs.get("name") or "").strip().lower()
-            if name in ("robots", "googlebot"):
-                robots.append(content)
-            elif (attrs.get("http-equiv") or "").strip().lower() == "refresh":
+            role = _meta_role(attrs)
+            if role == "robots":
+                robots.append(attrs["content"] or "")
+            elif role == "refresh":
                 pending.append((tag, node, attrs))
         elif tag == "base":
             if base_href is None:
@@ -906,14 +912,10 @@ def _walk(page: _Page, tree: LexborHTMLParser) -> tuple[str | None, str | None, 
                     _context(node, False, limits, texts), _context(node, True, limits, texts),
                     _location(node, locations), None))
         elif tag == "link":
-            rels = (attrs.get("rel") or "").lower().split()
-            hreflang = (attrs.get("hreflang") or "").strip().lower() or None
-            if "canonical" in rels:
-                kind, hreflang = LinkKind.CANONICAL, None
-            elif "alternate" in rels and hreflang:
-                kind = LinkKind.ALTERNATE
-            else:
+            head = _head_link_kind(attrs)
+            if head is None:
                 continue
+            kind, hreflang = head
             got = page.resolve(attrs.get("href"))
             if got is None:
                 continue
@@ -928,6 +930,30 @@ def _walk(page: _Page, tree: LexborHTMLParser) -> tuple[str | None, str | None, 
     return title, canonical, noindex, nofollow
 
 
+def _meta_role(attrs: Mapping[str, str | None]) -> str | None:
+    """"robots" for a robots/googlebot meta, "refresh" for a refresh declaration, else None
+    (a meta without `content` is neither). Shared by both walks."""
+    if attrs.get("content") is None:
+        return None
+    name = (attrs.get("name") or "").strip().lower()
+    if name in ("robots", "googlebot"):
+        return "robots"
+    if (attrs.get("http-equiv") or "").strip().lower() == "refresh":
+        return "refresh"
+    return None
+
+
+def _head_link_kind(attrs: Mapping[str, str | None]) -> tuple[LinkKind, str | None] | None:
+    """(kind, hreflang) of a <link>, None when it is not a link inlink keeps (both walks)."""
+    rels = (attrs.get("rel") or "").lower().split()
+    hreflang = (attrs.get("hreflang") or "").strip().lower() or None
+    if "canonical" in rels:
+        return LinkKind.CANONICAL, None
+    if "alternate" in rels and hreflang:
+        return LinkKind.ALTERNATE, hreflang
+    return None
+
+
 def _owner(img: LexborNode, anchor: LexborNode) -> bool:
     """True when `anchor` is the nearest <a href> ancestor of `img`."""
     want = anchor.mem_id
@@ -937,3 +963,162 @@ def _owner(img: LexborNode, anchor: LexborNode) -> bool:
             return parent.mem_id == want
         parent = parent.parent
     return False
+
+
+# ---------------------------------------------------------------- native fast path
+#
+# inlink/_linkwalk.c does what _walk does, in C, on the same Lexbor tree; _walk stays the
+# reference. The extension is optional (setup.py) and is used only after a self-check on this
+# machine's selectolax/ada builds: node layout probe, then both walks on known documents.
+
+_log = logging.getLogger(__name__)
+NATIVE_ENV = "INLINK_EXTRACT_NATIVE"
+_native: Any = None          # the configured module once the self-check passed
+_native_checked = False
+
+
+def use_native(flag: bool | None = None) -> bool:
+    """Whether extract() takes the native walk: `flag` when given (False forces the Python
+    walk), else the INLINK_EXTRACT_NATIVE environment variable read now ("0" turns it off);
+    in both cases only when the extension is built and passed its self-check."""
+    if flag is None:
+        flag = os.environ.get(NATIVE_ENV, "1").strip() != "0"
+    return flag and native_available()
+
+
+def native_available() -> bool:
+    """True when the native walk is built, loads, and agrees with the Python walk here."""
+    if not _native_checked:
+        _load_native()
+    return _native is not None
+
+
+def _native_limits_ok(limits: ExtractLimits) -> bool:
+    # The C walk assumes sane caps; odd ones (negative slices, no siblings) take the Python
+    # walk, whose slicing semantics define them.
+    return min(limits.max_links, limits.max_anchor, limits.max_alt, limits.max_title,
+               limits.context_chars) >= 0 and 1 <= limits.context_siblings <= 1 << 20
+
+
+def _walk_native(page: _Page, tree: LexborHTMLParser) -> tuple[str | None, str | None, bool,
+                                                               bool]:
+    """_walk in C; the parser object is passed along so the tree outlives the call."""
+    root = tree.root
+    if root is None:
+        return None, None, False, False
+    title, canonical, robots = _native.walk(root.mem_id, tree, page, page.limits)
+    noindex, nofollow = robots_flags(robots, header=False)
+    return title, canonical, noindex, nofollow
+
+
+_TAG_PROBE = (
+    b"<html><head><title>t</title><base href=x><link href=x><meta name=x><style></style>"
+    b"<script></script><noframes></noframes><template></template></head><body>"
+    b"<a href=x>a</a><img><map><area href=x></map><article></article><aside></aside>"
+    b"<blockquote></blockquote><details><summary></summary></details><figure></figure>"
+    b"<footer></footer><form></form><header></header><main></main><nav></nav>"
+    b"<section></section><table></table></body></html>"
+)
+
+#: Documents both walks must agree on before the native one is used: every rule of
+#: docs/extract.md that the C code implements, plus the awkward inputs.
+SELF_CHECK_PAGES: tuple[bytes, ...] = (
+    b"<!DOCTYPE html><html lang=en><head><title> Self \n check\xe3\x80\x80</title>"
+    b"<base href='/base/'><link rel='Canonical' href='c'><link rel=alternate hreflang=DE href=/de>"
+    b"<meta name=robots content='nofollow'><meta http-equiv=refresh content='0; url=/m'>"
+    b"</head><body><nav><ul><li><a href=/x rel='nofollow UGC'>X</a></li></ul></nav>"
+    b"<article><p>Read\xc2\xa0the <!-- c --> <a href='g#i'> getting  started </a> now."
+    b"<script>x()</script><a href=g#j>getting started</a><b>bold</b> tail</p>"
+    b"<p>" + b"w\xe2\x80\x83" * 80 + b"<a href=//cdn.example.org/i><img src=i.png alt=' A  B '>"
+    b"</a>" + b"z " * 80 + b"</p><map><area href=/ar alt=' Area '></map>"
+    b"<table><tr><td><a href=javascript:x>js</a><a href='  /sp ace '>ws</a></td></tr></table>"
+    b"<svg><a xlink:href=/s>svg</a><nav><a href=/n>n</a></nav></svg>"
+    b"<a href=/x\x00y>n\x00ul</a><a href=/q?PHPSESSID=1&a=2;jsessionid=3>q</a>"
+    b"<a href=/p%7e%2fq>p</a><a>no</a><a href=https://user@Other.ORG./x>o</a></article>"
+    b"<footer><a href=/x rel=\xe2\x80\x83nofollow>X</a>caf\xc3",
+    b"<p>" + b'<a href="/a">a</a> ' * 40 + b"</p><template><a href=/t>t</a></template>",
+    b"",
+    b"<title>only</title>",
+)
+
+
+def _load_native() -> None:
+    """Import, configure and self-check the extension once; log why it is not used."""
+    global _native, _native_checked
+    _native_checked = True
+    try:
+        from inlink import _linkwalk  # type: ignore[attr-defined]
+    except ImportError:
+        _log.info("native link walk not built; using the Python walk")
+        return
+    try:
+        import ada_url._ada_wrapper as ada_wrapper
+        import selectolax.lexbor as lexbor_module
+
+        from inlink import urls
+        from inlink.errors import InvalidUrl
+
+        if getattr(urls, "_ada_lib", None) is None:  # urls then resolves via ada's wrapper
+            _log.warning("native link walk disabled: ada-url C API not importable")
+            return
+        probe = LexborHTMLParser(_TAG_PROBE)
+        tags: dict[str, int] = {}
+        for name in ("a", "area", "link", "meta", "base", "title", "img", "script", "style",
+                     "template", "noframes"):
+            node = probe.css_first(name)
+            if node is None:
+                raise RuntimeError(f"no <{name}> in the tag probe")
+            tags[name] = int(node.tag_id)
+        text_node = probe.css_first("title").first_child  # type: ignore[union-attr]
+        tags["-text"] = int(text_node.tag_id)  # type: ignore[union-attr]
+        semantic: dict[int, str] = {}
+        for name in sorted(SEMANTIC_TAGS):
+            node = probe.css_first(name)
+            if node is None:
+                raise RuntimeError(f"no <{name}> in the tag probe")
+            semantic[int(node.tag_id)] = name
+        _linkwalk.configure(
+            lexbor_path=lexbor_module.__file__, ada_path=ada_wrapper.__file__, tag_ids=tags,
+            semantic=semantic,
+            kinds=(LinkKind.ANCHOR, LinkKind.IMAGE, LinkKind.META, LinkKind.CANONICAL),
+            key_fn=urls._key_from_href, invalid_url=InvalidUrl,
+            max_url_length=urls.MAX_URL_LENGTH, meta_fn=_meta_role, link_fn=_head_link_kind,
+            refresh_fn=refresh_url, add_head_fn=_add_head_link, collapse_fn=collapse,
+            parse_url_fn=parse_url, domain_fn=registrable_domain,
+        )
+        names = tuple(f.name for f in dataclasses.fields(Link))
+        if Link.__slots__ != names or hasattr(Link, "__post_init__"):
+            raise RuntimeError("Link is no longer a plain slots dataclass")
+        _linkwalk.configure_links(Link, names)
+        problem = _native_self_check(_linkwalk)
+    except Exception as err:  # any failure here only means "use the Python walk"
+        problem = f"{type(err).__name__}: {err}"
+    if problem:
+        _log.warning("native link walk disabled, self-check failed: %s", problem)
+        return
+    _native = _linkwalk
+
+
+def _native_self_check(mod: Any) -> str | None:
+    """None when the C walk reads this selectolax build correctly; else what differs."""
+    global _native
+    tree = LexborHTMLParser(SELF_CHECK_PAGES[0])
+    root = tree.root
+    if root is None or not mod.probe(root.mem_id, tree):
+        return "Lexbor node layout differs from the one _linkwalk.c declares"
+    for node in root.traverse(include_text=True):
+        if mod.text(node.mem_id, tree) != node.text():
+            return f"text of <{node.tag}> differs"
+    _native = mod  # _walk_native reads the module from here
+    try:
+        for body in SELF_CHECK_PAGES:
+            for limits in (DEFAULT_LIMITS, ExtractLimits(context_chars=7, max_anchor=3)):
+                want = extract(body, "https://www.example.com/a/p.html", native=False,
+                               limits=limits)
+                got = extract(body, "https://www.example.com/a/p.html", native=True,
+                              limits=limits)
+                if got != want:
+                    return f"extractions differ on self-check page {body[:40]!r}"
+    finally:
+        _native = None
+    return None

@@ -261,6 +261,10 @@ def key_host(key: str) -> str:
 def is_ip(host: str) -> bool:
     """True for an IPv4 address or a bracketed/bare IPv6 address."""
     candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not candidate or (":" not in candidate and not candidate[-1].isdigit()):
+        # A name ends in a letter label; only IPv4 (digits last) or IPv6 (colons) can be
+        # addresses. Skips the exception path of ipaddress for the common case.
+        return False
     try:
         ipaddress.ip_address(candidate)
     except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -123,8 +124,9 @@ class IndexWriter:
             live = {link_id(record.url_key, link): link for link in outcome.live_links}
             old = previous.links if previous else {}
             reason = LINK_REMOVED if outcome.state is PageState.INDEXABLE else outcome.lost_reason
+            hashes: dict[int, int] = {}
             for lid, link in live.items():
-                attr = link_attr_hash(link)
+                attr = hashes[lid] = link_attr_hash(link)
                 row = touched.get(lid)
                 if lid not in old:
                     stats.new_links += 1
@@ -152,8 +154,7 @@ class IndexWriter:
                         row.last_seen = previous.last_crawl
                 lost_events.append((at.date(), at, lid, reason, stats.batch_id))
             pages[record.url_key] = _PageRow(
-                record.url_key, previous.first_crawl if previous else at, at,
-                {lid: link_attr_hash(link) for lid, link in live.items()})
+                record.url_key, previous.first_crawl if previous else at, at, hashes)
             page_rows[record.url_key] = _page_row(record, at, fetch_id, outcome,
                                                   pages[record.url_key])
 
@@ -218,7 +219,7 @@ class IndexWriter:
         full = [_link_row(r) for r in touched.values()
                 if r.link_id in existing and r.full_update and r.link is not None]
         light = [(r.link_id, r.live, r.last_seen, r.lost_at, r.lost_reason, r.last_fetch_id,
-                  r.source.ip, urls.subnet24(r.source.ip or ""), r.source.country)
+                  r.source.ip, _subnet(r.source.ip), r.source.country)
                  for r in touched.values()
                  if r.link_id in existing and not (r.full_update and r.link is not None)]
         if inserts:
@@ -317,10 +318,10 @@ def _fetch_row(fetch_id: int, batch_id: int, record: FetchRecord, at: dt.datetim
 
 def _page_row(record: FetchRecord, at: dt.datetime, fetch_id: int, outcome: Outcome,
               page: _PageRow) -> tuple[Any, ...]:
-    host = urls.key_host(record.url_key)
+    host, domain = _host_and_domain(record.url_key)
     facts = record.extraction.facts if record.extraction else None
     return (
-        record.url_key, record.url, host, urls.registrable_domain(host), page.first_crawl, at,
+        record.url_key, record.url, host, domain, page.first_crawl, at,
         fetch_id, record.status, outcome.state.value, record.error, record.ip, record.country,
         record.content_type or (facts.content_type if facts else None),
         facts.title if facts else None, facts.language if facts else None,
@@ -332,17 +333,27 @@ def _page_row(record: FetchRecord, at: dt.datetime, fetch_id: int, outcome: Outc
     )
 
 
+@lru_cache(maxsize=1 << 16)
+def _host_and_domain(key: str) -> tuple[str, str]:
+    """(host, registrable domain) of an index key; keys repeat a lot within a crawl."""
+    host = urls.key_host(key)
+    return host, urls.registrable_domain(host)
+
+
+@lru_cache(maxsize=1 << 14)
+def _subnet(ip: str | None) -> str | None:
+    return urls.subnet24(ip) if ip else None
+
+
 def _link_row(row: _LinkRow) -> tuple[Any, ...]:
     record, link = row.source, row.link
     assert link is not None, "a link is inserted or rewritten only from a fetch that had it"
-    source_host = urls.key_host(record.url_key)
-    target_host = urls.key_host(link.target_key)
-    source_domain = urls.registrable_domain(source_host)
-    target_domain = urls.registrable_domain(target_host)
+    source_host, source_domain = _host_and_domain(record.url_key)
+    target_host, target_domain = _host_and_domain(link.target_key)
     return (
         row.link_id, target_domain, target_host, link.target_key, link.target_url,
         record.url_key, record.url, source_host, source_domain, record.ip,
-        urls.subnet24(record.ip) if record.ip else None, record.country,
+        _subnet(record.ip), record.country,
         source_domain == target_domain, link.kind.value, link.anchor, link.alt, link.image_url,
         link.nofollow, link.ugc, link.sponsored, link.text_pre, link.text_post, link.location,
         link.links_count, link.hreflang, row.attr_hash, row.live, row.first_seen,
@@ -352,9 +363,8 @@ def _link_row(row: _LinkRow) -> tuple[Any, ...]:
 
 def _event(at: dt.datetime, lid: int, event: str, reason: str | None, record: FetchRecord,
            link: Link, batch_id: int) -> tuple[Any, ...]:
-    source_domain = urls.registrable_domain(urls.key_host(record.url_key))
-    target_host = urls.key_host(link.target_key)
-    target_domain = urls.registrable_domain(target_host)
+    source_domain = _host_and_domain(record.url_key)[1]
+    target_host, target_domain = _host_and_domain(link.target_key)
     return (at.date(), at, lid, event, reason, target_domain, target_host, link.target_key,
             record.url_key, source_domain, source_domain == target_domain, batch_id)
 

@@ -1,0 +1,1678 @@
+/* Native fast path of inlink.extract._walk: the per-link DOM walk in C.
+ *
+ * Reads the Lexbor tree that selectolax built (through the lexbor functions selectolax's
+ * compiled module exports, and a minimal node layout verified at run time by `probe`) and
+ * resolves hrefs with ada's C API (the library ada-url's cffi module already loaded). URL
+ * identity is not decided here: keys come from inlink.urls (passed in by `configure`).
+ * inlink/extract.py owns the rules; this file must give exactly what `_walk` gives, and
+ * extract.py checks that before using it (docs/extract.md, "Native fast path").
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ foreign declarations */
+
+/* lxb_dom_node_t as documented in selectolax's lexbor.pxd (only fields read here). */
+typedef struct lw_node lw_node;
+struct lw_node {
+    void *events;            /* lxb_dom_event_target_t */
+    uintptr_t local_name;    /* tag id */
+    uintptr_t prefix;
+    uintptr_t ns;
+    void *owner_document;
+    lw_node *next;
+    lw_node *prev;
+    lw_node *parent;
+    lw_node *first_child;
+    lw_node *last_child;
+    void *user;
+    int type;                /* lxb_dom_node_type_t */
+};
+
+/* lxb_dom_character_data_t: the node, then a lexbor_str_t. */
+typedef struct {
+    lw_node node;
+    unsigned char *data;
+    size_t length;
+} lw_chardata;
+
+typedef void lw_attr;
+
+#define LW_ELEMENT 1
+
+static lw_attr *(*lxb_first_attr)(void *);
+static lw_attr *(*lxb_next_attr)(lw_attr *);
+static const unsigned char *(*lxb_attr_local_name)(lw_attr *, size_t *);
+static const unsigned char *(*lxb_attr_qualified_name)(lw_attr *, size_t *);
+static const unsigned char *(*lxb_attr_value)(lw_attr *, size_t *);
+static uintptr_t (*lxb_tag_id)(lw_node *);
+static lw_node *(*lxb_next)(lw_node *);
+static lw_node *(*lxb_prev)(lw_node *);
+static lw_node *(*lxb_parent)(lw_node *);
+static lw_node *(*lxb_first_child)(lw_node *);
+static int (*lxb_type)(lw_node *);
+
+typedef void *ada_url;
+typedef struct {
+    const char *data;
+    size_t length;
+} ada_string;
+
+static ada_url (*ada_parse_with_base)(const char *, size_t, const char *, size_t);
+static bool (*ada_is_valid)(ada_url);
+static ada_string (*ada_get_href)(ada_url);
+static void (*ada_free)(ada_url);
+
+/* ------------------------------------------------------------------ configuration */
+
+enum { T_TEXT, T_A, T_AREA, T_LINK, T_META, T_BASE, T_TITLE, T_IMG, T_SCRIPT, T_STYLE,
+       T_TEMPLATE, T_NOFRAMES, T_COUNT };
+static const char *const TAG_NAMES[T_COUNT] = {
+    "-text", "a", "area", "link", "meta", "base", "title", "img", "script", "style",
+    "template", "noframes"};
+
+#define MAX_SEMANTIC 32
+static struct {
+    int ready;
+    uintptr_t tag[T_COUNT];
+    uintptr_t semantic_id[MAX_SEMANTIC];
+    PyObject *semantic_name[MAX_SEMANTIC];
+    int n_semantic;
+    PyObject *kind_anchor, *kind_image, *kind_meta, *kind_canonical;
+    PyObject *value_anchor, *value_image;
+    PyObject *key_fn, *invalid_url, *meta_fn, *link_fn, *refresh_fn, *add_head_fn;
+    PyObject *collapse_fn, *parse_url_fn, *domain_fn;
+    Py_ssize_t max_url_length;
+} C;
+
+/* Link: the type and the slot offsets of its 14 fields, in dataclass order. */
+#define LINK_FIELDS 14
+static PyTypeObject *link_type;
+static Py_ssize_t link_offset[LINK_FIELDS];
+
+static PyObject *S_empty, *S_lstrip, *S_rstrip, *S_sep;
+
+/* ------------------------------------------------------------------ small buffers */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} buf_t;
+
+static int buf_reserve(buf_t *b, size_t extra) {
+    if (b->len + extra <= b->cap)
+        return 0;
+    if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap = cap > (size_t)PY_SSIZE_T_MAX / 2 ? b->len + extra : cap * 2;
+    char *p = PyMem_Realloc(b->data, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_add(buf_t *b, const void *data, size_t n) {
+    if (n == 0)
+        return 0;
+    if (b->len + n > b->cap && buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(buf_t *b) {
+    PyMem_Free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ------------------------------------------------------------------ whitespace collapsing
+ *
+ * Python's `" ".join(text.split())` over UTF-8 input fed in pieces, with an optional stop once
+ * more than `stop` code points are out (a prefix of the collapsed text never changes when text
+ * is appended). Whitespace is Py_UNICODE_ISSPACE, exactly what str.split() uses. Invalid UTF-8
+ * sets `bad`: the caller then redoes the work through Python's "replace" decoder.
+ */
+
+typedef struct {
+    buf_t out;
+    Py_ssize_t chars;
+    Py_ssize_t stop;    /* < 0: never stop */
+    int pending_space;
+    int done;
+    int bad;
+    unsigned char carry[4];
+    int carry_len;
+} collapser;
+
+static void col_init(collapser *c, Py_ssize_t stop) {
+    memset(c, 0, sizeof(*c));
+    c->stop = stop;
+}
+
+/* Length of the UTF-8 sequence a lead byte starts; 0 when it cannot start one. */
+static inline int utf8_len(unsigned char b) {
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return 2;
+    if (b >= 0xE0 && b <= 0xEF) return 3;
+    if (b >= 0xF0 && b <= 0xF4) return 4;
+    return 0;
+}
+
+/* Decode one complete sequence of length n (lead already checked); -1 when invalid. */
+static inline long utf8_decode(const unsigned char *s, int n) {
+    unsigned char b0 = s[0];
+    if (n == 2) {
+        if ((s[1] & 0xC0) != 0x80) return -1;
+        return ((long)(b0 & 0x1F) << 6) | (s[1] & 0x3F);
+    }
+    if (n == 3) {
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (b0 == 0xE0) lo = 0xA0;
+        if (b0 == 0xED) hi = 0x9F;  /* no surrogates, as Python's decoder */
+        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80) return -1;
+        return ((long)(b0 & 0x0F) << 12) | ((long)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    }
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+    if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80) return -1;
+    return ((long)(b0 & 0x07) << 18) | ((long)(s[1] & 0x3F) << 12) |
+           ((long)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+}
+
+static inline int col_char(collapser *c, const unsigned char *s, int n, long cp) {
+    if (Py_UNICODE_ISSPACE((Py_UCS4)cp)) {
+        if (c->chars > 0)
+            c->pending_space = 1;
+        return 0;
+    }
+    if (c->pending_space) {
+        if (buf_add(&c->out, " ", 1) < 0) return -1;
+        c->chars++;
+        c->pending_space = 0;
+    }
+    if (buf_add(&c->out, s, (size_t)n) < 0) return -1;
+    c->chars++;
+    if (c->stop >= 0 && c->chars > c->stop)
+        c->done = 1;
+    return 0;
+}
+
+static int col_feed(collapser *c, const unsigned char *s, size_t n) {
+    size_t i = 0;
+    if (c->bad || c->done)
+        return 0;
+    /* output never exceeds input + one space + a carried sequence, nor (with a stop)
+       stop + 1 characters of at most 4 bytes each */
+    size_t want = n + 8;
+    if (c->stop >= 0 && want > (size_t)(c->stop + 2) * 4 + 8)
+        want = (size_t)(c->stop + 2) * 4 + 8;
+    if (c->out.len + want > c->out.cap && buf_reserve(&c->out, want) < 0)
+        return -1;
+    if (c->carry_len) {
+        int need = utf8_len(c->carry[0]);
+        while (c->carry_len < need && i < n)
+            c->carry[c->carry_len++] = s[i++];
+        if (c->carry_len < need)
+            return 0;
+        long cp = utf8_decode(c->carry, need);
+        c->carry_len = 0;
+        if (cp < 0) {
+            c->bad = 1;
+            return 0;
+        }
+        if (col_char(c, c->carry, need, cp) < 0) return -1;
+    }
+    while (i < n && !c->done) {
+        unsigned char b = s[i];
+        if (b < 0x80) {
+            /* ASCII run: copy words in bulk */
+            if (Py_UNICODE_ISSPACE(b)) {
+                if (c->chars > 0)
+                    c->pending_space = 1;
+                i++;
+                continue;
+            }
+            size_t j = i + 1;
+            Py_ssize_t room = c->stop >= 0 ? c->stop + 1 - c->chars - c->pending_space : PY_SSIZE_T_MAX;
+            while (j < n && s[j] < 0x80 && !Py_UNICODE_ISSPACE(s[j]) && (Py_ssize_t)(j - i) < room)
+                j++;
+            if (c->pending_space) {
+                if (buf_add(&c->out, " ", 1) < 0) return -1;
+                c->chars++;
+                c->pending_space = 0;
+            }
+            if (buf_add(&c->out, s + i, j - i) < 0) return -1;
+            c->chars += (Py_ssize_t)(j - i);
+            if (c->stop >= 0 && c->chars > c->stop)
+                c->done = 1;
+            i = j;
+            continue;
+        }
+        int len = utf8_len(b);
+        if (len == 0) {
+            c->bad = 1;
+            return 0;
+        }
+        if (i + (size_t)len > n) {
+            /* a sequence split across pieces: only ever the case for invalid input, but
+               text() joins the bytes of text nodes before decoding, so carry it over */
+            for (size_t k = i; k < n; k++) {
+                if (k > i && (s[k] & 0xC0) != 0x80) {
+                    c->bad = 1;
+                    return 0;
+                }
+                c->carry[c->carry_len++] = s[k];
+            }
+            return 0;
+        }
+        long cp = utf8_decode(s + i, len);
+        if (cp < 0) {
+            c->bad = 1;
+            return 0;
+        }
+        if (col_char(c, s + i, len, cp) < 0) return -1;
+        i += (size_t)len;
+    }
+    return 0;
+}
+
+/* End of a unit Python decodes on its own (one text() call): a cut sequence is invalid. */
+static void col_end_unit(collapser *c) {
+    if (c->carry_len && !c->done)
+        c->bad = 1;
+    c->carry_len = 0;
+}
+
+/* Byte offset just after the first `n` code points of valid UTF-8. */
+static size_t utf8_prefix(const char *s, size_t len, Py_ssize_t n) {
+    size_t i = 0;
+    while (i < len && n > 0) {
+        i += (size_t)utf8_len((unsigned char)s[i]);
+        n--;
+    }
+    return i > len ? len : i;
+}
+
+/* The first `cap` code points of the collapsed text, as str; rstrip when asked. */
+static PyObject *col_head(collapser *c, Py_ssize_t cap, int rstrip) {
+    size_t end = c->out.len;
+    if (cap >= 0 && c->chars > cap)
+        end = utf8_prefix(c->out.data, c->out.len, cap);
+    while (rstrip && end > 0 && c->out.data[end - 1] == ' ')
+        end--;
+    return PyUnicode_DecodeUTF8(c->out.data ? c->out.data : "", (Py_ssize_t)end, "strict");
+}
+
+/* The last `cap` code points of the collapsed text, lstripped. */
+static PyObject *col_tail(collapser *c, Py_ssize_t cap) {
+    size_t start = 0;
+    if (c->chars > cap)
+        start = utf8_prefix(c->out.data, c->out.len, c->chars - cap);
+    while (start < c->out.len && c->out.data[start] == ' ')
+        start++;
+    return PyUnicode_DecodeUTF8(c->out.data ? c->out.data + start : "",
+                                (Py_ssize_t)(c->out.len - start), "strict");
+}
+
+/* ------------------------------------------------------------------ DOM helpers */
+
+static inline uintptr_t tag_of(lw_node *n) { return n->local_name; }
+static inline int is_text(lw_node *n) { return n->local_name == C.tag[T_TEXT]; }
+static inline int is_element(lw_node *n) { return n->type == LW_ELEMENT; }
+
+/* Next node in document order within `root`'s subtree (root excluded), or NULL. */
+static inline lw_node *next_in(lw_node *node, lw_node *root) {
+    if (node->first_child)
+        return node->first_child;
+    while (node != NULL && node != root && node->next == NULL)
+        node = node->parent;
+    if (node == root || node == NULL)
+        return NULL;
+    return node->next;
+}
+
+static int name_is(const unsigned char *name, size_t len, const char *want) {
+    size_t n = strlen(want);
+    return name != NULL && len == n && memcmp(name, want, n) == 0;
+}
+
+/* attributes.get(name) as selectolax's .attributes gives it: keyed by qualified name,
+   the last duplicate wins; *found=0 when absent, value NULL for a valueless attribute. */
+static const unsigned char *attr_get(lw_node *el, const char *name, size_t *vlen, int *found) {
+    const unsigned char *value = NULL;
+    *found = 0;
+    *vlen = 0;
+    if (!is_element(el))
+        return NULL;
+    for (lw_attr *a = lxb_first_attr(el); a != NULL; a = lxb_next_attr(a)) {
+        size_t qlen = 0;
+        const unsigned char *q = lxb_attr_qualified_name(a, &qlen);
+        if (name_is(q, qlen, name)) {
+            size_t l = 0;
+            value = lxb_attr_value(a, &l);
+            *vlen = value ? l : 0;
+            *found = 1;
+        }
+    }
+    return value;
+}
+
+/* The CSS [name] test Lexbor's selector engine applies: by local name. */
+static int has_attr_local(lw_node *el, const char *name) {
+    for (lw_attr *a = lxb_first_attr(el); a != NULL; a = lxb_next_attr(a)) {
+        size_t len = 0;
+        const unsigned char *l = lxb_attr_local_name(a, &len);
+        if (name_is(l, len, name))
+            return 1;
+    }
+    return 0;
+}
+
+static PyObject *decode(const unsigned char *s, size_t n) {
+    return PyUnicode_DecodeUTF8((const char *)(s ? s : (const unsigned char *)""),
+                                (Py_ssize_t)n, "replace");
+}
+
+/* attributes.get(name) as a new reference: str or None. */
+static PyObject *attr_str(lw_node *el, const char *name) {
+    size_t n;
+    int found;
+    const unsigned char *v = attr_get(el, name, &n, &found);
+    if (v == NULL)
+        Py_RETURN_NONE;
+    return decode(v, n);
+}
+
+/* node.attributes */
+static PyObject *attr_dict(lw_node *el) {
+    PyObject *d = PyDict_New();
+    if (d == NULL || !is_element(el))
+        return d;
+    for (lw_attr *a = lxb_first_attr(el); a != NULL; a = lxb_next_attr(a)) {
+        size_t qlen = 0, vlen = 0;
+        const unsigned char *q = lxb_attr_qualified_name(a, &qlen);
+        const unsigned char *v = lxb_attr_value(a, &vlen);
+        PyObject *key = decode(q, q ? qlen : 0);
+        PyObject *val = v ? decode(v, vlen) : (Py_INCREF(Py_None), Py_None);
+        if (key == NULL || val == NULL || PyDict_SetItem(d, key, val) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(val);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(key);
+        Py_DECREF(val);
+    }
+    return d;
+}
+
+/* Feed node.text() (the node's own data for a text node, else its descendants' text). */
+static int feed_text(collapser *c, lw_node *node) {
+    if (is_text(node)) {
+        lw_chardata *t = (lw_chardata *)node;
+        return col_feed(c, t->data, t->data ? t->length : 0);
+    }
+    for (lw_node *n = node->first_child; n != NULL && !c->done && !c->bad; n = next_in(n, node)) {
+        if (is_text(n)) {
+            lw_chardata *t = (lw_chardata *)n;
+            if (t->data && col_feed(c, t->data, t->length) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* node.text() as bytes appended to b. */
+static int text_bytes(buf_t *b, lw_node *node) {
+    if (is_text(node)) {
+        lw_chardata *t = (lw_chardata *)node;
+        return t->data ? buf_add(b, t->data, t->length) : 0;
+    }
+    for (lw_node *n = node->first_child; n != NULL; n = next_in(n, node)) {
+        if (is_text(n)) {
+            lw_chardata *t = (lw_chardata *)n;
+            if (t->data && buf_add(b, t->data, t->length) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* node.text() as str */
+static PyObject *text_str(lw_node *node) {
+    buf_t b = {0};
+    if (text_bytes(&b, node) < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    PyObject *s = decode((const unsigned char *)b.data, b.len);
+    buf_free(&b);
+    return s;
+}
+
+/* collapse(s)[:cap] (cap < 0: no cap) through Python: the slow path for invalid UTF-8. */
+static PyObject *py_collapse_head(PyObject *s, Py_ssize_t cap) {
+    PyObject *col = PyObject_CallOneArg(C.collapse_fn, s);
+    if (col == NULL || cap < 0 || PyUnicode_GET_LENGTH(col) <= cap)
+        return col;
+    PyObject *cut = PyUnicode_Substring(col, 0, cap);
+    Py_DECREF(col);
+    return cut;
+}
+
+/* collapse(text)[:cap] of raw UTF-8 bytes (an attribute value). */
+static PyObject *collapse_bytes(const unsigned char *s, size_t n, Py_ssize_t cap) {
+    collapser c;
+    col_init(&c, cap);
+    if (col_feed(&c, s, n) < 0) {
+        buf_free(&c.out);
+        return NULL;
+    }
+    col_end_unit(&c);
+    PyObject *r;
+    if (c.bad) {
+        PyObject *str = decode(s, n);
+        r = str ? py_collapse_head(str, cap) : NULL;
+        Py_XDECREF(str);
+    } else {
+        r = col_head(&c, cap, 0);
+    }
+    buf_free(&c.out);
+    return r;
+}
+
+/* collapse(node.text())[:cap] */
+static PyObject *collapsed_text(lw_node *node, Py_ssize_t cap) {
+    collapser c;
+    col_init(&c, cap);
+    if (feed_text(&c, node) < 0) {
+        buf_free(&c.out);
+        return NULL;
+    }
+    col_end_unit(&c);
+    PyObject *r;
+    if (c.bad) {
+        PyObject *str = text_str(node);
+        r = str ? py_collapse_head(str, cap) : NULL;
+        Py_XDECREF(str);
+    } else {
+        r = col_head(&c, cap, 0);
+    }
+    buf_free(&c.out);
+    return r;
+}
+
+/* Siblings whose text counts for text_pre/text_post: text nodes and elements other than
+   script/style/template/noframes (comments and doctypes have no text). */
+static inline int context_sibling(lw_node *s) {
+    if (is_text(s))
+        return 1;
+    if (!is_element(s))
+        return 0;
+    uintptr_t t = tag_of(s);
+    return t != C.tag[T_SCRIPT] && t != C.tag[T_STYLE] && t != C.tag[T_TEMPLATE] &&
+           t != C.tag[T_NOFRAMES];
+}
+
+/* The Python-level reading of _context for invalid UTF-8: every allowed sibling's text()
+   joined in document order, collapsed, cut and stripped. */
+static PyObject *context_slow(lw_node *node, int forward, Py_ssize_t limit, long budget) {
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL)
+        return NULL;
+    lw_node *sib = forward ? node->next : node->prev;
+    for (; sib != NULL && budget > 0; budget--, sib = forward ? sib->next : sib->prev) {
+        if (!context_sibling(sib))
+            continue;
+        PyObject *t = text_str(sib);
+        if (t == NULL || PyList_Append(parts, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(parts);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    if (!forward && PyList_Reverse(parts) < 0) {
+        Py_DECREF(parts);
+        return NULL;
+    }
+    PyObject *joined = PyUnicode_Join(S_empty, parts);
+    Py_DECREF(parts);
+    if (joined == NULL)
+        return NULL;
+    PyObject *col = PyObject_CallOneArg(C.collapse_fn, joined);
+    Py_DECREF(joined);
+    if (col == NULL)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(col);
+    PyObject *cut = forward ? PyUnicode_Substring(col, 0, limit)
+                            : PyUnicode_Substring(col, n > limit ? n - limit : 0, n);
+    Py_DECREF(col);
+    if (cut == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallMethodNoArgs(cut, forward ? S_rstrip : S_lstrip);
+    Py_DECREF(cut);
+    return r;
+}
+
+/* Count non-whitespace code points of valid UTF-8, -1 when invalid. */
+static Py_ssize_t count_words_chars(const unsigned char *s, size_t n) {
+    Py_ssize_t count = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        if (b < 0x80) {
+            count += !Py_UNICODE_ISSPACE(b);
+            i++;
+            continue;
+        }
+        int len = utf8_len(b);
+        if (len == 0 || i + (size_t)len > n)
+            return -1;
+        long cp = utf8_decode(s + i, len);
+        if (cp < 0)
+            return -1;
+        count += !Py_UNICODE_ISSPACE((Py_UCS4)cp);
+        i += (size_t)len;
+    }
+    return count;
+}
+
+/* text_pre (forward=0) / text_post (forward=1); see _context in extract.py. */
+static PyObject *context(lw_node *node, int forward, Py_ssize_t limit, long siblings) {
+    lw_node *sib = forward ? node->next : node->prev;
+    if (sib == NULL || limit <= 0)
+        return PyUnicode_FromStringAndSize("", 0);
+    collapser c;
+    col_init(&c, forward ? limit : -1);
+    PyObject *r = NULL;
+    if (forward) {
+        long budget = siblings;
+        for (; sib != NULL && budget > 0 && !c.done && !c.bad;
+             budget--, sib = sib->next) {
+            if (!context_sibling(sib))
+                continue;
+            if (feed_text(&c, sib) < 0)
+                goto done;
+            col_end_unit(&c);
+        }
+        r = c.bad ? context_slow(node, 1, limit, siblings) : col_head(&c, limit, 1);
+        goto done;
+    }
+    /* Backward: gather siblings nearest-first until they hold more than `limit`
+       non-whitespace characters (the kept end is then fixed), then collapse them in
+       document order. A long text node contributes only its tail. */
+    {
+        typedef struct { const unsigned char *s; size_t n; } piece;
+        piece stack_pieces[64];
+        piece *pieces = stack_pieces;
+        Py_ssize_t n_pieces = 0;
+        buf_t store = {0};  /* element siblings' text, concatenated */
+        size_t *offs = NULL;
+        Py_ssize_t seen = 0;
+        long budget = siblings;
+        int bad = 0;
+        if (siblings > 64) {
+            pieces = PyMem_Malloc(sizeof(piece) * (size_t)siblings);
+            if (pieces == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        offs = PyMem_Malloc(sizeof(size_t) * (size_t)(siblings > 0 ? siblings : 1) * 2);
+        if (offs == NULL) {
+            PyErr_NoMemory();
+            goto back_done;
+        }
+        for (; sib != NULL && budget > 0 && seen <= limit && !bad; budget--, sib = sib->prev) {
+            if (!context_sibling(sib))
+                continue;
+            if (is_text(sib)) {
+                lw_chardata *t = (lw_chardata *)sib;
+                const unsigned char *s = t->data;
+                size_t n = s ? t->length : 0;
+                size_t tail = 8 * (size_t)(limit + 1) + 64;
+                if (n > tail) {
+                    size_t start = n - tail;
+                    while (start < n && (s[start] & 0xC0) == 0x80)
+                        start++;
+                    Py_ssize_t cnt = count_words_chars(s + start, n - start);
+                    if (cnt > limit) {
+                        /* the tail is valid; the head still has to be, as Python decodes
+                           the whole node */
+                        if (count_words_chars(s, start) < 0) {
+                            bad = 1;
+                            break;
+                        }
+                        pieces[n_pieces].s = s + start;
+                        pieces[n_pieces].n = n - start;
+                        offs[2 * n_pieces] = (size_t)-1;
+                        n_pieces++;
+                        seen += cnt;
+                        continue;
+                    }
+                }
+                Py_ssize_t cnt = count_words_chars(s, n);
+                if (cnt < 0) {
+                    bad = 1;
+                    break;
+                }
+                pieces[n_pieces].s = s;
+                pieces[n_pieces].n = n;
+                offs[2 * n_pieces] = (size_t)-1;
+                n_pieces++;
+                seen += cnt;
+            } else {
+                size_t start = store.len;
+                if (text_bytes(&store, sib) < 0)
+                    goto back_done;
+                Py_ssize_t cnt = count_words_chars((unsigned char *)store.data + start,
+                                                   store.len - start);
+                if (cnt < 0) {
+                    bad = 1;
+                    break;
+                }
+                offs[2 * n_pieces] = start;
+                offs[2 * n_pieces + 1] = store.len - start;
+                pieces[n_pieces].n = store.len - start;
+                n_pieces++;
+                seen += cnt;
+            }
+        }
+        if (bad) {
+            r = context_slow(node, 0, limit, siblings);
+        } else {
+            int err = 0;
+            for (Py_ssize_t k = n_pieces - 1; k >= 0 && !err; k--) {
+                const unsigned char *s = offs[2 * k] == (size_t)-1
+                    ? pieces[k].s : (unsigned char *)store.data + offs[2 * k];
+                err = col_feed(&c, s, pieces[k].n) < 0;
+                col_end_unit(&c);
+            }
+            if (!err)
+                r = c.bad ? context_slow(node, 0, limit, siblings) : col_tail(&c, limit);
+        }
+    back_done:
+        PyMem_Free(offs);
+        if (pieces != stack_pieces)
+            PyMem_Free(pieces);
+        buf_free(&store);
+    }
+done:
+    buf_free(&c.out);
+    return r;
+}
+
+/* Nearest ancestor among the semantic tags: its name, or None (borrowed). */
+static PyObject *location(lw_node *node) {
+    for (lw_node *p = node->parent; p != NULL; p = p->parent) {
+        if (!is_element(p))
+            continue;
+        uintptr_t t = tag_of(p);
+        for (int i = 0; i < C.n_semantic; i++)
+            if (C.semantic_id[i] == t)
+                return C.semantic_name[i];
+    }
+    return Py_None;
+}
+
+/* _owner: `anchor` is the nearest ancestor <a> with an href attribute (by qualified name). */
+static int owner_is(lw_node *img, lw_node *anchor) {
+    for (lw_node *p = img->parent; p != NULL; p = p->parent) {
+        if (is_element(p) && tag_of(p) == C.tag[T_A]) {
+            size_t n;
+            int found;
+            attr_get(p, "href", &n, &found);
+            if (found)
+                return p == anchor;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the walk */
+
+enum { P_A, P_AREA, P_LINK, P_META };
+
+typedef struct {
+    int tag;
+    lw_node *node;
+    lw_node *img;     /* first owned <img> (a only) */
+    PyObject *attrs;  /* link/meta: the attribute dict (owned) */
+} pending_t;
+
+typedef struct {
+    PyObject *page;
+    PyObject *cache;        /* href -> (url, key, internal) | None */
+    PyObject *base_utf8;    /* bytes */
+    PyObject *page_domain;
+    PyObject *domains;      /* page.domains: authority -> registrable domain */
+    PyObject *rows, *counts, *index, *dropped;
+    Py_ssize_t max_links, max_anchor, max_alt, context_chars;
+    long context_siblings;
+    long internal, external;
+} walk_t;
+
+/* _Page.domain_of(key): the registrable domain of the key's authority, cached in
+   page.domains; new reference. */
+static PyObject *domain_for(walk_t *w, PyObject *key) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+    Py_ssize_t at = PyUnicode_Find(key, S_sep, 0, len, 1);
+    if (at < -1)
+        return NULL;
+    if (at == -1) {
+        PyErr_SetString(PyExc_ValueError, "substring not found");  /* str.index */
+        return NULL;
+    }
+    Py_ssize_t start = at + 3;
+    Py_ssize_t end = PyUnicode_FindChar(key, '/', start, len, 1);
+    if (end < -1)
+        return NULL;
+    PyObject *authority = PyUnicode_Substring(key, start, end < 0 ? len : end);
+    if (authority == NULL)
+        return NULL;
+    PyObject *domain = PyDict_GetItemWithError(w->domains, authority);
+    if (domain != NULL) {
+        Py_DECREF(authority);
+        Py_INCREF(domain);
+        return domain;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(authority);
+        return NULL;
+    }
+    Py_ssize_t alen = PyUnicode_GET_LENGTH(authority);
+    Py_ssize_t cut;
+    if (alen > 0 && PyUnicode_READ_CHAR(authority, 0) == '[') {
+        cut = PyUnicode_FindChar(authority, ']', 0, alen, 1);  /* [:find("]") + 1] */
+        cut = cut < -1 ? -2 : cut + 1;
+    } else {
+        cut = PyUnicode_FindChar(authority, ':', 0, alen, 1);  /* partition(":")[0] */
+        cut = cut == -1 ? alen : cut;
+    }
+    PyObject *host = cut < 0 ? NULL : PyUnicode_Substring(authority, 0, cut);
+    domain = host ? PyObject_CallOneArg(C.domain_fn, host) : NULL;
+    Py_XDECREF(host);
+    if (domain == NULL || PyDict_SetItem(w->domains, authority, domain) < 0) {
+        Py_DECREF(authority);
+        Py_XDECREF(domain);
+        return NULL;
+    }
+    Py_DECREF(authority);
+    return domain;
+}
+
+/* resolve_link(href or "", page.base) + internal flag, cached per walk; new reference. */
+static PyObject *resolve(walk_t *w, PyObject *href) {
+    PyObject *key_str = (href == NULL || href == Py_None) ? S_empty : href;
+    PyObject *got = PyDict_GetItemWithError(w->cache, key_str);
+    if (got != NULL) {
+        Py_INCREF(got);
+        return got;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n;
+    const char *data = PyUnicode_AsUTF8AndSize(key_str, &n);
+    PyObject *result = NULL;
+    if (data == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeError))
+            return NULL;
+        PyErr_Clear();  /* lone surrogates: not a URL */
+        result = Py_None;
+        Py_INCREF(result);
+    } else {
+        ada_url url = ada_parse_with_base(data, (size_t)n, PyBytes_AS_STRING(w->base_utf8),
+                                          (size_t)PyBytes_GET_SIZE(w->base_utf8));
+        PyObject *href_out = NULL;
+        if (ada_is_valid(url)) {
+            ada_string s = ada_get_href(url);
+            href_out = PyUnicode_DecodeUTF8(s.data, (Py_ssize_t)s.length, "strict");
+            ada_free(url);
+            if (href_out == NULL)
+                return NULL;
+        } else {
+            ada_free(url);
+        }
+        if (href_out != NULL) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(href_out);
+            const char *u = PyUnicode_AsUTF8(href_out);
+            if (u == NULL) {
+                Py_DECREF(href_out);
+                return NULL;
+            }
+            int http = strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+            if (!http || len > C.max_url_length)
+                Py_CLEAR(href_out);
+        }
+        if (href_out == NULL) {
+            result = Py_None;
+            Py_INCREF(result);
+        } else {
+            PyObject *key = PyObject_CallOneArg(C.key_fn, href_out);
+            if (key == NULL) {
+                if (!PyErr_ExceptionMatches(C.invalid_url)) {
+                    Py_DECREF(href_out);
+                    return NULL;
+                }
+                PyErr_Clear();
+                Py_DECREF(href_out);
+                result = Py_None;
+                Py_INCREF(result);
+            } else {
+                PyObject *dom = domain_for(w, key);
+                int internal = dom == NULL ? -1 : PyObject_RichCompareBool(dom, w->page_domain, Py_EQ);
+                Py_XDECREF(dom);
+                if (internal < 0) {
+                    Py_DECREF(href_out);
+                    Py_DECREF(key);
+                    return NULL;
+                }
+                result = PyTuple_Pack(3, href_out, key, internal ? Py_True : Py_False);
+                Py_DECREF(href_out);
+                Py_DECREF(key);
+                if (result == NULL)
+                    return NULL;
+            }
+        }
+    }
+    if (PyDict_GET_SIZE(w->cache) < 65536 && PyDict_SetItem(w->cache, key_str, result) < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* (kind, ...) flags of rel: nofollow, ugc, sponsored. ASCII here; anything else in Python. */
+static int rel_flags(lw_node *el, int *nf, int *ugc, int *sp) {
+    size_t n;
+    int found;
+    const unsigned char *v = attr_get(el, "rel", &n, &found);
+    *nf = *ugc = *sp = 0;
+    if (v == NULL || n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] >= 0x80) {
+            /* Unicode lowercasing and whitespace: ask str itself */
+            PyObject *s = decode(v, n);
+            if (s == NULL)
+                return -1;
+            PyObject *low = PyObject_CallMethod(s, "lower", NULL);
+            Py_DECREF(s);
+            if (low == NULL)
+                return -1;
+            PyObject *toks = PyUnicode_Split(low, NULL, -1);
+            Py_DECREF(low);
+            if (toks == NULL)
+                return -1;
+            const char *words[3] = {"nofollow", "ugc", "sponsored"};
+            int *flags[3] = {nf, ugc, sp};
+            for (int k = 0; k < 3; k++) {
+                PyObject *w = PyUnicode_FromString(words[k]);
+                int has = w ? PySequence_Contains(toks, w) : -1;
+                Py_XDECREF(w);
+                if (has < 0) {
+                    Py_DECREF(toks);
+                    return -1;
+                }
+                *flags[k] = has;
+            }
+            Py_DECREF(toks);
+            return 0;
+        }
+    }
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && Py_UNICODE_ISSPACE(v[i]))
+            i++;
+        size_t j = i;
+        while (j < n && !Py_UNICODE_ISSPACE(v[j]))
+            j++;
+        size_t len = j - i;
+        char tok[10];
+        if (len > 0 && len <= 9) {
+            for (size_t k = 0; k < len; k++)
+                tok[k] = (char)Py_TOLOWER(v[i + k]);
+            tok[len] = 0;
+            if (strcmp(tok, "nofollow") == 0) *nf = 1;
+            else if (strcmp(tok, "ugc") == 0) *ugc = 1;
+            else if (strcmp(tok, "sponsored") == 0) *sp = 1;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+static int count_occurrence(walk_t *w, PyObject *at) {
+    Py_ssize_t i = PyLong_AsSsize_t(at);
+    if (i < 0 && PyErr_Occurred())
+        return -1;
+    PyObject *old = PyList_GetItem(w->counts, i);
+    if (old == NULL)
+        return -1;
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *now = one ? PyNumber_Add(old, one) : NULL;
+    Py_XDECREF(one);
+    if (now == NULL)
+        return -1;
+    return PyList_SetItem(w->counts, i, now);
+}
+
+/* One <a>/<area> occurrence: count it, and append its row when its identity is new. */
+static int add_anchor(walk_t *w, pending_t *p) {
+    lw_node *node = p->node;
+    PyObject *href = attr_str(node, "href");
+    if (href == NULL)
+        return -1;
+    PyObject *got = resolve(w, href);
+    Py_DECREF(href);
+    if (got == NULL)
+        return -1;
+    if (got == Py_None) {
+        Py_DECREF(got);
+        return 0;
+    }
+    if (PyTuple_GET_ITEM(got, 2) == Py_True)
+        w->internal++;
+    else
+        w->external++;
+    PyObject *anchor = NULL, *alt = NULL, *image_url = NULL, *ident = NULL, *row = NULL;
+    PyObject *pre = NULL, *post = NULL, *pos = NULL;
+    int rc = -1;
+    if (p->tag == P_A) {
+        anchor = collapsed_text(node, w->max_anchor);
+    } else {
+        size_t n;
+        int found;
+        const unsigned char *v = attr_get(node, "alt", &n, &found);
+        anchor = collapse_bytes(v, v ? n : 0, w->max_anchor);
+    }
+    if (anchor == NULL)
+        goto out;
+    Py_INCREF(Py_None);
+    alt = Py_None;
+    Py_INCREF(Py_None);
+    image_url = Py_None;
+    if (p->img != NULL) {
+        size_t n;
+        int found;
+        const unsigned char *src = attr_get(p->img, "src", &n, &found);
+        if (src != NULL && n > 0) {  /* `if img_attrs.get("src")`: "" is falsy */
+            PyObject *s = decode(src, n);
+            PyObject *g = s ? resolve(w, s) : NULL;
+            Py_XDECREF(s);
+            if (g == NULL)
+                goto out;
+            if (g != Py_None) {
+                Py_SETREF(image_url, PyTuple_GET_ITEM(g, 0));
+                Py_INCREF(image_url);
+            }
+            Py_DECREF(g);
+        }
+        const unsigned char *a = attr_get(p->img, "alt", &n, &found);
+        if (a != NULL) {
+            Py_SETREF(alt, collapse_bytes(a, n, w->max_alt));
+            if (alt == NULL)
+                goto out;
+        }
+    }
+    PyObject *kind_value = p->img ? C.value_image : C.value_anchor;
+    ident = PyTuple_Pack(4, kind_value, PyTuple_GET_ITEM(got, 1), anchor, image_url);
+    if (ident == NULL)
+        goto out;
+    PyObject *at = PyDict_GetItemWithError(w->index, ident);
+    if (at != NULL) {
+        rc = count_occurrence(w, at);
+        goto out;
+    }
+    if (PyErr_Occurred())
+        goto out;
+    if (PyList_GET_SIZE(w->rows) >= w->max_links) {
+        rc = PySet_Add(w->dropped, ident);
+        goto out;
+    }
+    int nf, ugc, sp;
+    if (rel_flags(node, &nf, &ugc, &sp) < 0)
+        goto out;
+    pre = context(node, 0, w->context_chars, w->context_siblings);
+    if (pre == NULL)
+        goto out;
+    post = context(node, 1, w->context_chars, w->context_siblings);
+    if (post == NULL)
+        goto out;
+    row = PyTuple_Pack(13, PyTuple_GET_ITEM(got, 0), PyTuple_GET_ITEM(got, 1),
+                       p->img ? C.kind_image : C.kind_anchor, anchor,
+                       nf ? Py_True : Py_False, ugc ? Py_True : Py_False,
+                       sp ? Py_True : Py_False, alt, image_url, pre, post, location(node),
+                       Py_None);
+    if (row == NULL)
+        goto out;
+    pos = PyLong_FromSsize_t(PyList_GET_SIZE(w->rows));
+    if (pos == NULL || PyDict_SetItem(w->index, ident, pos) < 0 ||
+        PyList_Append(w->rows, row) < 0)
+        goto out;
+    {
+        PyObject *one = PyLong_FromLong(1);
+        if (one == NULL)
+            goto out;
+        rc = PyList_Append(w->counts, one);
+        Py_DECREF(one);
+    }
+out:
+    Py_DECREF(got);
+    Py_XDECREF(anchor);
+    Py_XDECREF(alt);
+    Py_XDECREF(image_url);
+    Py_XDECREF(ident);
+    Py_XDECREF(row);
+    Py_XDECREF(pre);
+    Py_XDECREF(post);
+    Py_XDECREF(pos);
+    return rc;
+}
+
+/* resolve() for a head link: (url, key) or None, new reference. */
+static PyObject *resolve_pair(walk_t *w, PyObject *href) {
+    PyObject *got = resolve(w, href);
+    if (got == NULL || got == Py_None)
+        return got;
+    PyObject *pair = PyTuple_GetSlice(got, 0, 2);
+    Py_DECREF(got);
+    return pair;
+}
+
+static int add_link(walk_t *w, pending_t *p, PyObject **canonical) {
+    PyObject *kh = PyObject_CallOneArg(C.link_fn, p->attrs);
+    if (kh == NULL)
+        return -1;
+    if (kh == Py_None) {
+        Py_DECREF(kh);
+        return 0;
+    }
+    PyObject *href = PyDict_GetItemString(p->attrs, "href");  /* borrowed */
+    PyObject *got = resolve_pair(w, href);
+    int rc = -1;
+    if (got == NULL)
+        goto out;
+    if (got == Py_None) {
+        rc = 0;
+        goto out;
+    }
+    PyObject *kind = PyTuple_GET_ITEM(kh, 0);
+    if (kind == C.kind_canonical && *canonical == Py_None) {
+        Py_SETREF(*canonical, PyTuple_GET_ITEM(got, 0));
+        Py_INCREF(*canonical);
+    }
+    PyObject *rel = PyDict_GetItemString(p->attrs, "rel");
+    PyObject *r = PyObject_CallFunctionObjArgs(C.add_head_fn, w->page, kind, got,
+                                               PyTuple_GET_ITEM(kh, 1), rel ? rel : Py_None,
+                                               NULL);
+    if (r != NULL) {
+        Py_DECREF(r);
+        rc = 0;
+    }
+out:
+    Py_DECREF(kh);
+    Py_XDECREF(got);
+    return rc;
+}
+
+static int add_refresh(walk_t *w, pending_t *p) {
+    PyObject *content = PyDict_GetItemString(p->attrs, "content");
+    PyObject *arg = (content == NULL || content == Py_None) ? S_empty : content;
+    if (PyObject_IsTrue(arg) <= 0)
+        arg = S_empty;
+    PyObject *target = PyObject_CallOneArg(C.refresh_fn, arg);
+    if (target == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(target);
+    if (truth <= 0) {
+        Py_DECREF(target);
+        return truth;
+    }
+    PyObject *got = resolve_pair(w, target);
+    Py_DECREF(target);
+    if (got == NULL)
+        return -1;
+    int rc = 0;
+    if (got != Py_None) {
+        PyObject *r = PyObject_CallFunctionObjArgs(C.add_head_fn, w->page, C.kind_meta, got,
+                                                   Py_None, Py_None, NULL);
+        rc = r ? 0 : -1;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(got);
+    return rc;
+}
+
+static int get_ssize(PyObject *obj, const char *name, Py_ssize_t *out) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int set_long(PyObject *obj, const char *name, long add) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (v == NULL)
+        return -1;
+    PyObject *d = PyLong_FromLong(add);
+    PyObject *s = d ? PyNumber_Add(v, d) : NULL;
+    Py_DECREF(v);
+    Py_XDECREF(d);
+    if (s == NULL)
+        return -1;
+    int rc = PyObject_SetAttrString(obj, name, s);
+    Py_DECREF(s);
+    return rc;
+}
+
+/* Upper bound on nodes visited by one walk: far above what 8 MiB of markup can make. */
+#define MAX_NODES ((size_t)1 << 28)
+
+static PyObject *lw_walk(PyObject *self, PyObject *args) {
+    unsigned long long root_addr;
+    PyObject *keepalive, *page, *limits;
+    if (!PyArg_ParseTuple(args, "KOOO", &root_addr, &keepalive, &page, &limits))
+        return NULL;
+    if (!C.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure() was not called");
+        return NULL;
+    }
+    (void)keepalive;  /* the caller's reference keeps the parser (and the tree) alive */
+    lw_node *root = (lw_node *)(uintptr_t)root_addr;
+    walk_t w;
+    memset(&w, 0, sizeof(w));
+    w.page = page;
+    pending_t *pending = NULL;
+    size_t n_pending = 0, cap_pending = 0;
+    PyObject *title = NULL, *canonical = NULL, *robots = NULL, *result = NULL;
+    PyObject *base_href = NULL;
+    Py_ssize_t max_title, siblings;
+    if (get_ssize(limits, "max_links", &w.max_links) < 0 ||
+        get_ssize(limits, "max_anchor", &w.max_anchor) < 0 ||
+        get_ssize(limits, "max_alt", &w.max_alt) < 0 ||
+        get_ssize(limits, "max_title", &max_title) < 0 ||
+        get_ssize(limits, "context_chars", &w.context_chars) < 0 ||
+        get_ssize(limits, "context_siblings", &siblings) < 0)
+        return NULL;
+    w.context_siblings = siblings > 1 << 20 ? 1 << 20 : (long)siblings;
+    robots = PyList_New(0);
+    if (robots == NULL)
+        goto fail;
+    Py_INCREF(Py_None);
+    canonical = Py_None;
+
+    /* Pass 1: document order (the order of tree.css(_LINK_SELECTOR)), <base>, robots,
+       image ownership. */
+    {
+        size_t last_a = (size_t)-1;
+        size_t visited = 0;
+        for (lw_node *n = root ? root->first_child : NULL; n != NULL; n = next_in(n, root)) {
+            if (++visited > MAX_NODES) {
+                PyErr_SetString(PyExc_RuntimeError, "document too large for the native walk");
+                goto fail;
+            }
+            if (!is_element(n))
+                continue;
+            uintptr_t t = tag_of(n);
+            int ptag = -1;
+            if (t == C.tag[T_A]) {
+                if (!has_attr_local(n, "href"))
+                    continue;
+                ptag = P_A;
+            } else if (t == C.tag[T_IMG]) {
+                if (last_a != (size_t)-1 && pending[last_a].img == NULL &&
+                    owner_is(n, pending[last_a].node))
+                    pending[last_a].img = n;
+                continue;
+            } else if (t == C.tag[T_AREA] || t == C.tag[T_LINK]) {
+                if (!has_attr_local(n, "href"))
+                    continue;
+                ptag = t == C.tag[T_AREA] ? P_AREA : P_LINK;
+            } else if (t == C.tag[T_META]) {
+                PyObject *attrs = attr_dict(n);
+                if (attrs == NULL)
+                    goto fail;
+                PyObject *role = PyObject_CallOneArg(C.meta_fn, attrs);
+                if (role == NULL) {
+                    Py_DECREF(attrs);
+                    goto fail;
+                }
+                if (role == Py_None) {
+                    Py_DECREF(attrs);
+                    Py_DECREF(role);
+                    continue;
+                }
+                if (PyUnicode_CompareWithASCIIString(role, "robots") == 0) {
+                    PyObject *content = PyDict_GetItemString(attrs, "content");
+                    int rc = content ? PyList_Append(robots, content) : 0;
+                    Py_DECREF(attrs);
+                    Py_DECREF(role);
+                    if (rc < 0)
+                        goto fail;
+                    continue;
+                }
+                Py_DECREF(role);
+                ptag = P_META;
+                if (n_pending == cap_pending) {
+                    size_t cap = cap_pending ? cap_pending * 2 : 256;
+                    pending_t *np = PyMem_Realloc(pending, cap * sizeof(pending_t));
+                    if (np == NULL) {
+                        Py_DECREF(attrs);
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    pending = np;
+                    cap_pending = cap;
+                }
+                pending[n_pending++] = (pending_t){P_META, n, NULL, attrs};
+                continue;
+            } else if (t == C.tag[T_BASE]) {
+                if (base_href == NULL && has_attr_local(n, "href")) {
+                    base_href = attr_str(n, "href");
+                    if (base_href == NULL)
+                        goto fail;
+                }
+                continue;
+            } else if (t == C.tag[T_TITLE]) {
+                if (title == NULL) {
+                    title = collapsed_text(n, max_title);
+                    if (title == NULL)
+                        goto fail;
+                }
+                continue;
+            } else {
+                continue;
+            }
+            if (n_pending == cap_pending) {
+                size_t cap = cap_pending ? cap_pending * 2 : 256;
+                pending_t *np = PyMem_Realloc(pending, cap * sizeof(pending_t));
+                if (np == NULL) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                pending = np;
+                cap_pending = cap;
+            }
+            PyObject *attrs = NULL;
+            if (ptag == P_LINK && (attrs = attr_dict(n)) == NULL)
+                goto fail;
+            pending[n_pending] = (pending_t){ptag, n, NULL, attrs};
+            if (ptag == P_A)
+                last_a = n_pending;
+            n_pending++;
+        }
+    }
+    if (base_href != NULL) {
+        /* HTML §2.4.1 frozen base URL: parse_url(href or "", page.base) or page.base */
+        PyObject *old = PyObject_GetAttrString(page, "base");
+        if (old == NULL)
+            goto fail;
+        int truth = PyObject_IsTrue(base_href);
+        PyObject *got = truth < 0 ? NULL
+            : PyObject_CallFunctionObjArgs(C.parse_url_fn, truth ? base_href : S_empty, old, NULL);
+        if (got == NULL) {
+            Py_DECREF(old);
+            goto fail;
+        }
+        truth = PyObject_IsTrue(got);
+        int rc = truth < 0 ? -1 : PyObject_SetAttrString(page, "base", truth ? got : old);
+        Py_DECREF(old);
+        Py_DECREF(got);
+        if (rc < 0)
+            goto fail;
+        PyObject *resolved = PyObject_GetAttrString(page, "resolved");
+        if (resolved == NULL)
+            goto fail;
+        if (PyDict_Check(resolved))
+            PyDict_Clear(resolved);
+        Py_DECREF(resolved);
+    }
+
+    /* Pass 2 */
+    {
+        PyObject *base = PyObject_GetAttrString(page, "base");
+        if (base == NULL)
+            goto fail;
+        w.base_utf8 = PyUnicode_AsUTF8String(base);
+        Py_DECREF(base);
+        if (w.base_utf8 == NULL)
+            goto fail;
+    }
+    if ((w.cache = PyDict_New()) == NULL ||
+        (w.page_domain = PyObject_GetAttrString(page, "page_domain")) == NULL ||
+        (w.domains = PyObject_GetAttrString(page, "domains")) == NULL ||
+        (w.rows = PyObject_GetAttrString(page, "rows")) == NULL ||
+        (w.counts = PyObject_GetAttrString(page, "counts")) == NULL ||
+        (w.index = PyObject_GetAttrString(page, "index")) == NULL ||
+        (w.dropped = PyObject_GetAttrString(page, "dropped")) == NULL)
+        goto fail;
+    if (!PyList_Check(w.rows) || !PyList_Check(w.counts) || !PyDict_Check(w.index) ||
+        !PyDict_Check(w.domains) ||
+        !PySet_Check(w.dropped)) {
+        PyErr_SetString(PyExc_TypeError, "unexpected page state types");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_pending; i++) {
+        pending_t *p = &pending[i];
+        int rc;
+        if (p->tag == P_A || p->tag == P_AREA)
+            rc = add_anchor(&w, p);
+        else if (p->tag == P_LINK)
+            rc = add_link(&w, p, &canonical);
+        else
+            rc = add_refresh(&w, p);
+        if (rc < 0)
+            goto fail;
+    }
+    if (set_long(page, "internal", w.internal) < 0 || set_long(page, "external", w.external) < 0)
+        goto fail;
+    if (title == NULL) {
+        Py_INCREF(Py_None);
+        title = Py_None;
+    }
+    result = PyTuple_Pack(3, title, canonical, robots);
+fail:
+    for (size_t i = 0; i < n_pending; i++)
+        Py_XDECREF(pending[i].attrs);
+    PyMem_Free(pending);
+    Py_XDECREF(title);
+    Py_XDECREF(canonical);
+    Py_XDECREF(robots);
+    Py_XDECREF(base_href);
+    Py_XDECREF(w.cache);
+    Py_XDECREF(w.base_utf8);
+    Py_XDECREF(w.page_domain);
+    Py_XDECREF(w.domains);
+    Py_XDECREF(w.rows);
+    Py_XDECREF(w.counts);
+    Py_XDECREF(w.index);
+    Py_XDECREF(w.dropped);
+    return result;
+}
+
+/* ------------------------------------------------------------------ configuration, probes */
+
+static void *sym(void *handle, const char *name) {
+    void *p = dlsym(handle, name);
+    if (p == NULL)
+        PyErr_Format(PyExc_ImportError, "symbol %s not found", name);
+    return p;
+}
+
+#define LOAD(h, var, name) \
+    do { *(void **)(&(var)) = sym((h), (name)); if ((var) == NULL) return NULL; } while (0)
+
+static PyObject *lw_configure(PyObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {
+        "lexbor_path", "ada_path", "tag_ids", "semantic", "kinds", "key_fn", "invalid_url",
+        "max_url_length", "meta_fn", "link_fn", "refresh_fn", "add_head_fn", "collapse_fn",
+        "parse_url_fn", "domain_fn", NULL};
+    const char *lexbor_path, *ada_path;
+    PyObject *tag_ids, *semantic, *kinds, *key_fn, *invalid_url, *meta_fn, *link_fn;
+    PyObject *refresh_fn, *add_head_fn, *collapse_fn, *parse_url_fn, *domain_fn;
+    Py_ssize_t max_url_length;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssO!O!O!OOnOOOOOOO", names, &lexbor_path,
+                                     &ada_path, &PyDict_Type, &tag_ids, &PyDict_Type, &semantic,
+                                     &PyTuple_Type, &kinds, &key_fn, &invalid_url,
+                                     &max_url_length, &meta_fn, &link_fn, &refresh_fn,
+                                     &add_head_fn, &collapse_fn, &parse_url_fn, &domain_fn))
+        return NULL;
+    C.ready = 0;
+    /* RTLD_NOLOAD: only libraries the interpreter already loaded (selectolax, ada-url). */
+    void *lx = dlopen(lexbor_path, RTLD_NOW | RTLD_NOLOAD);
+    if (lx == NULL)
+        return PyErr_Format(PyExc_ImportError, "lexbor module not loaded: %s", lexbor_path);
+    void *ada = dlopen(ada_path, RTLD_NOW | RTLD_NOLOAD);
+    if (ada == NULL)
+        return PyErr_Format(PyExc_ImportError, "ada module not loaded: %s", ada_path);
+    LOAD(lx, lxb_first_attr, "lxb_dom_element_first_attribute_noi");
+    LOAD(lx, lxb_next_attr, "lxb_dom_element_next_attribute_noi");
+    LOAD(lx, lxb_attr_local_name, "lxb_dom_attr_local_name_noi");
+    LOAD(lx, lxb_attr_qualified_name, "lxb_dom_attr_qualified_name");
+    LOAD(lx, lxb_attr_value, "lxb_dom_attr_value_noi");
+    LOAD(lx, lxb_tag_id, "lxb_dom_node_tag_id_noi");
+    LOAD(lx, lxb_next, "lxb_dom_node_next_noi");
+    LOAD(lx, lxb_prev, "lxb_dom_node_prev_noi");
+    LOAD(lx, lxb_parent, "lxb_dom_node_parent_noi");
+    LOAD(lx, lxb_first_child, "lxb_dom_node_first_child_noi");
+    LOAD(lx, lxb_type, "lxb_dom_node_type_noi");
+    LOAD(ada, ada_parse_with_base, "ada_parse_with_base");
+    LOAD(ada, ada_is_valid, "ada_is_valid");
+    LOAD(ada, ada_get_href, "ada_get_href");
+    LOAD(ada, ada_free, "ada_free");
+    /* dlopen(NOLOAD) took a reference; the modules stay loaded for the process anyway */
+    for (int i = 0; i < T_COUNT; i++) {
+        PyObject *v = PyDict_GetItemString(tag_ids, TAG_NAMES[i]);
+        if (v == NULL)
+            return PyErr_Format(PyExc_ValueError, "tag id of %s missing", TAG_NAMES[i]);
+        C.tag[i] = (uintptr_t)PyLong_AsUnsignedLongLong(v);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    for (int i = 0; i < C.n_semantic; i++)
+        Py_CLEAR(C.semantic_name[i]);
+    C.n_semantic = 0;
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(semantic, &pos, &k, &v)) {
+        if (C.n_semantic >= MAX_SEMANTIC || !PyUnicode_Check(v))
+            return PyErr_Format(PyExc_ValueError, "bad semantic tag table");
+        C.semantic_id[C.n_semantic] = (uintptr_t)PyLong_AsUnsignedLongLong(k);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_INCREF(v);
+        C.semantic_name[C.n_semantic++] = v;
+    }
+    PyObject *ka, *ki, *km, *kc;
+    if (!PyArg_ParseTuple(kinds, "OOOO", &ka, &ki, &km, &kc))
+        return NULL;
+    PyObject *va = PyObject_GetAttrString(ka, "value");
+    PyObject *vi = va ? PyObject_GetAttrString(ki, "value") : NULL;
+    if (vi == NULL) {
+        Py_XDECREF(va);
+        return NULL;
+    }
+#define KEEP(field, obj) do { Py_INCREF(obj); Py_XSETREF(C.field, obj); } while (0)
+    KEEP(kind_anchor, ka);
+    KEEP(kind_image, ki);
+    KEEP(kind_meta, km);
+    KEEP(kind_canonical, kc);
+    Py_XSETREF(C.value_anchor, va);
+    Py_XSETREF(C.value_image, vi);
+    KEEP(key_fn, key_fn);
+    KEEP(invalid_url, invalid_url);
+    KEEP(meta_fn, meta_fn);
+    KEEP(link_fn, link_fn);
+    KEEP(refresh_fn, refresh_fn);
+    KEEP(add_head_fn, add_head_fn);
+    KEEP(collapse_fn, collapse_fn);
+    KEEP(parse_url_fn, parse_url_fn);
+    KEEP(domain_fn, domain_fn);
+    C.max_url_length = max_url_length;
+    C.ready = 1;
+    Py_RETURN_NONE;
+}
+
+/* Compare the node layout declared above with lexbor's accessor functions over a tree:
+   True when every node agrees. Run on a small trusted document before any walk. */
+static PyObject *lw_probe(PyObject *self, PyObject *args) {
+    unsigned long long addr;
+    PyObject *keepalive;
+    if (!PyArg_ParseTuple(args, "KO", &addr, &keepalive))
+        return NULL;
+    if (lxb_next == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure() was not called");
+        return NULL;
+    }
+    lw_node *root = (lw_node *)(uintptr_t)addr;
+    size_t count = 0;
+    for (lw_node *n = root; n != NULL && count < 100000; n = next_in(n, root), count++) {
+        if (n->next != lxb_next(n) || n->prev != lxb_prev(n) || n->parent != lxb_parent(n) ||
+            n->first_child != lxb_first_child(n) || n->type != lxb_type(n) ||
+            n->local_name != lxb_tag_id(n))
+            Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* node.text() for one node address (checks the character-data layout). */
+static PyObject *lw_text(PyObject *self, PyObject *args) {
+    unsigned long long addr;
+    PyObject *keepalive;
+    if (!PyArg_ParseTuple(args, "KO", &addr, &keepalive))
+        return NULL;
+    if (!C.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure() was not called");
+        return NULL;
+    }
+    return text_str((lw_node *)(uintptr_t)addr);
+}
+
+/* collapse(text)[:cap] through the C collapser (for tests). */
+static PyObject *lw_collapse(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t cap = -1;
+    if (!PyArg_ParseTuple(args, "U|n", &text, &cap))
+        return NULL;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+    if (s == NULL)
+        return NULL;
+    if (!C.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure() was not called");
+        return NULL;
+    }
+    return collapse_bytes((const unsigned char *)s, (size_t)n, cap);
+}
+
+
+/* [Link(*row[:4], row[4] or nofollow, *row[5:12], count, row[12]) for row, count in ...]:
+   the objects Link(...) makes (a frozen slots dataclass without __post_init__, checked by
+   configure_links), without running its generated __init__ (~3 us for 14 object.__setattr__). */
+static PyObject *lw_build_links(PyObject *self, PyObject *args) {
+    PyObject *rows, *counts;
+    int nofollow;
+    if (!PyArg_ParseTuple(args, "O!O!p", &PyList_Type, &rows, &PyList_Type, &counts, &nofollow))
+        return NULL;
+    if (link_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure_links() was not called");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(rows);
+    if (PyList_GET_SIZE(counts) != n) {
+        PyErr_SetString(PyExc_ValueError, "rows and counts differ in length");
+        return NULL;
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 13) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_TypeError, "a link row is not a 13-tuple");
+            return NULL;
+        }
+        PyObject *values[LINK_FIELDS];
+        for (int k = 0; k < 12; k++)
+            values[k] = PyTuple_GET_ITEM(row, k);
+        if (nofollow) {
+            int truth = PyObject_IsTrue(values[4]);
+            if (truth < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            if (!truth)
+                values[4] = Py_True;
+        }
+        values[12] = PyList_GET_ITEM(counts, i);
+        values[13] = PyTuple_GET_ITEM(row, 12);
+        PyObject *link = link_type->tp_alloc(link_type, 0);
+        if (link == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        for (int k = 0; k < LINK_FIELDS; k++) {
+            Py_INCREF(values[k]);
+            *(PyObject **)((char *)link + link_offset[k]) = values[k];
+        }
+        PyList_SET_ITEM(out, i, link);
+    }
+    return out;
+}
+
+static PyObject *lw_configure_links(PyObject *self, PyObject *args) {
+    PyObject *type, *names;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyTuple_Type, &names))
+        return NULL;
+    if (PyTuple_GET_SIZE(names) != LINK_FIELDS)
+        return PyErr_Format(PyExc_ValueError, "Link has %zd fields, not %d",
+                            PyTuple_GET_SIZE(names), LINK_FIELDS);
+    Py_ssize_t offsets[LINK_FIELDS];
+    for (int k = 0; k < LINK_FIELDS; k++) {
+        PyObject *descr = PyObject_GetAttr(type, PyTuple_GET_ITEM(names, k));
+        if (descr == NULL)
+            return NULL;
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+                 !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
+        if (ok)
+            offsets[k] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!ok)
+            return PyErr_Format(PyExc_TypeError, "Link field %d is not a plain slot", k);
+    }
+    Py_INCREF(type);
+    Py_XSETREF(link_type, (PyTypeObject *)type);
+    memcpy(link_offset, offsets, sizeof(offsets));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))lw_configure, METH_VARARGS | METH_KEYWORDS,
+     "Bind lexbor/ada symbols and inlink's rules; raises ImportError when unavailable."},
+    {"walk", lw_walk, METH_VARARGS,
+     "walk(root_address, parser, page, limits) -> (title, canonical, robots contents)."},
+    {"build_links", lw_build_links, METH_VARARGS,
+     "build_links(rows, counts, nofollow) -> list[Link] (see extract())."},
+    {"configure_links", lw_configure_links, METH_VARARGS,
+     "configure_links(Link, field_names): bind the Link slots build_links fills."},
+    {"probe", lw_probe, METH_VARARGS, "probe(root_address, parser) -> layout agrees"},
+    {"text", lw_text, METH_VARARGS, "text(node_address, parser) -> node.text()"},
+    {"collapse", lw_collapse, METH_VARARGS, "collapse(text, cap=-1) -> collapsed text"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_linkwalk",
+    "Native fast path of inlink.extract's link walk (see docs/extract.md).", -1, methods};
+
+PyMODINIT_FUNC PyInit__linkwalk(void) {
+    S_empty = PyUnicode_InternFromString("");
+    S_lstrip = PyUnicode_InternFromString("lstrip");
+    S_rstrip = PyUnicode_InternFromString("rstrip");
+    S_sep = PyUnicode_InternFromString("://");
+    if (!S_empty || !S_lstrip || !S_rstrip || !S_sep)
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,239 @@
+"""The native link walk (inlink/_linkwalk.c) against the Python walk it replaces: identical
+Extractions on fixtures, hostile pages, generated documents and the benchmark corpus.
+
+Skipped when the extension is not built (`python setup.py build_ext --inplace`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from inlink import extract as extract_module
+from inlink.extract import (
+    DEFAULT_LIMITS,
+    SELF_CHECK_PAGES,
+    Extraction,
+    ExtractLimits,
+    collapse,
+    extract,
+    native_available,
+    use_native,
+)
+from tests.test_extract import PAGE, check_invariants, document, header_names, header_values
+
+pytestmark = pytest.mark.skipif(not native_available(),
+                                reason="native link walk not built or disabled")
+
+HTML = Path(__file__).parent / "data" / "html"
+SMALL = ExtractLimits(max_links=7, max_anchor=5, max_alt=4, max_title=3, context_chars=9,
+                      context_siblings=3)
+
+
+def both(body: bytes, headers: object = None, url: str = PAGE,
+         limits: ExtractLimits = DEFAULT_LIMITS) -> Extraction:
+    """Extract with both walks, assert they agree, return the native result."""
+    want = extract(body, url, headers, limits=limits, native=False)  # type: ignore[arg-type]
+    got = extract(body, url, headers, limits=limits, native=True)  # type: ignore[arg-type]
+    assert got.facts == want.facts
+    assert got.links == want.links
+    return got
+
+
+# ------------------------------------------------------------------ fixtures and rules
+
+@pytest.mark.parametrize("name", sorted(p.name for p in HTML.glob("*.html")))
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, SMALL], ids=["default", "small"])
+def test_fixtures(name: str, limits: ExtractLimits) -> None:
+    body = (HTML / name).read_bytes()
+    both(body, limits=limits)
+    both(body, {"Content-Type": "text/html", "X-Robots-Tag": "nofollow",
+                "Link": '</h>; rel="canonical"'}, limits=limits)
+
+
+@pytest.mark.parametrize("body", SELF_CHECK_PAGES)
+def test_self_check_pages(body: bytes) -> None:
+    both(body)
+    both(body, limits=SMALL)
+
+
+@pytest.mark.parametrize("html", [
+    # context: comments, scripts, styles, templates skipped; element siblings read whole
+    "<p>one<!-- c --> two<script>x()</script><a href=/x>X</a><style>.a{}</style> three</p>",
+    "<p><b>bold</b> and <i>it<u>al</u></i><a href=/x>X</a><span>s</span><template>t"
+    "</template><noframes>n</noframes>after</p>",
+    # Unicode whitespace: NBSP, em space, ideographic space, U+0085, U+001C..U+001F, U+200B
+    "<p>a\u00a0b\u2003c\u3000d\u0085e\x1cf\x1dg\x1eh\x1fi\u200bj<a href=/x>\u00a0X\u2003Y"
+    "\u3000</a>\u2028k\u2029l\u00a0</p>",
+    # long contexts: one text node, many small siblings, more than 32 siblings
+    "<p>" + "word " * 300 + "<a href=/x>X</a>" + " tail" * 300 + "</p>",
+    "<p>" + "<b>ab</b>" * 80 + "<a href=/x>X</a>" + "<i>cd</i>" * 80 + "</p>",
+    "<p>" + "x" * 5000 + "<a href=/x>X</a>" + "\u00e9" * 5000 + "</p>",
+    "<p>" + " " * 5000 + "y<a href=/x>X</a>" + " " * 5000 + "z</p>",
+    "<p>" + "\u4e2d" * 400 + "<a href=/x>X</a>" + "\U0001f600 " * 400 + "</p>",
+    # anchors longer than the cap, nested markup, images
+    "<a href=/x>" + "<b>long anchor</b> " * 200 + "</a>",
+    "<a href=/x>t<img src=/a.png alt=' one  two '><img src=/b.png alt=b></a>",
+    "<a href=/x><span><img src='' alt=''></span></a><a href=/y><img alt=noalt></a>",
+    "<a href=/x><a href=/y><img src=/i></a></a>",
+    "<svg><a href=/s><image href=/i /></a></svg><a href=/o><svg><a><img src=/n></a></svg></a>",
+    # rel tokens, ASCII and not
+    "<a href=/a rel='NOFOLLOW\x0bugc'>a</a><a href=/b rel='\u2003sponsored\u00a0ugc'>b</a>"
+    "<a href=/c rel>c</a><a href=/d rel=''>d</a><a href=/e rel='no\u212afollow'>e</a>",
+    # location by nearest semantic ancestor
+    "<table><tr><td><form><a href=/f>f</a></form></td></tr></table><details><summary>"
+    "<a href=/s>s</a></summary></details><figure><a href=/g>g</a></figure>",
+    # head links and metas in the body, several bases
+    "<a href=rel1>1</a><base href=/b1/><base href=/b2/><link rel='canonical alternate' "
+    "href=c><link rel=alternate href=/feed><meta content='0;url=/r' http-equiv=REFRESH>"
+    "<meta name=GoogleBot content='noindex'><meta name=robots><a href=rel2>2</a>",
+    "<base href='https://[::1'><a href=x>x</a>",
+    "<base><a href=x>x</a>",
+    "<title>one</title><title>two</title><svg><title>three</title></svg>",
+    "<svg><title>first</title></svg><title>second</title>",
+    # URL shapes
+    "<a href='  https://EXAMPLE.com:443/%7Euser/./a/../b?SID=1&x=%41#f'>u</a>"
+    "<a href='http://user:pw@h.example.net./;jsessionid=9?q'>v</a><a href='//'>w</a>"
+    "<a href='https://x.com/" + "a" * 9000 + "'>long</a><a href='http://[::1]:8080/'>ip</a>",
+    "<a href='http://xn--nxasmq6b.example/'>idn</a><a href='https://Bücher.example/ü?ü#ü'>u</a>",
+])
+@pytest.mark.parametrize("limits", [DEFAULT_LIMITS, SMALL], ids=["default", "small"])
+def test_rules(html: str, limits: ExtractLimits) -> None:
+    both(html.encode(), limits=limits)
+
+
+def test_dedupe_and_cap_across_kinds() -> None:
+    html = ("<link rel=canonical href=/c>" + "".join(
+        f'<a href="/p{i % 9}">x</a><meta http-equiv=refresh content="0;url=/m{i}">'
+        for i in range(40))).encode()
+    ex = both(html, [("Link", "</h>; rel=canonical")], limits=ExtractLimits(max_links=12))
+    assert ex.facts.links_dropped > 0
+
+
+# ------------------------------------------------------------------ hostile pages
+
+HOSTILE = [
+    b"<a href='/x\x00y'>n\x00ul</a>\x00\x00",
+    "<a href='/\ud800'>\udfff</a>".encode("utf-8", "surrogatepass"),
+    b"<a href='/x' title='" + b"z" * 3_000_000 + b"'>big</a>",
+    b"<html><head><title>cut", b"<a href='/x'", b"<a href=\"/x\">unterminated",
+    b"\xff\xfe<\x00a\x00", b"\xfe\xff\x00<\x00a", b"",
+    b"<meta charset=utf-8>" + bytes(range(256)) * 40,
+    b"<svg><a href='/s'>svg</a></svg><math><a href=/m>m</a></math>",
+    b"<template><a href=/t>t</a></template><noscript><a href=/n>n</a></noscript>",
+    b"<base href='javascript:alert(1)'><a href='rel'>r</a><a href='https://ok.com/'>ok</a>",
+    # a UTF-8 sequence cut by the end of the body reaches Lexbor's strings undecoded
+    b"<p>before<a href=/x>caf\xc3</a>",
+    b"<p>before<a href=/x>X</a>after \xe2\x82",
+    b"<p>\xf0\x9f\x98<a href=/x>X</a>",
+    b"<a href=/x><img src=/i alt='cut \xe2",
+    b"<a href=/x rel='nofollow \xc3",
+    b"<p>" + b"<b>" * 3000 + b"<a href=/x>deep</a>" + b"</b>" * 3000 + b"text</p>",
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE)
+def test_hostile_bodies(body: bytes) -> None:
+    check_invariants(both(body))
+    both(body, limits=SMALL)
+
+
+def test_deep_nesting_is_cut_before_the_native_walk() -> None:
+    body = b"<div>" * 100_000 + b"<a href=/deep>deep</a>" + b"</div>" * 100_000
+    start = time.perf_counter()
+    ex = extract(body, PAGE, native=True)
+    assert time.perf_counter() - start < 5
+    assert ex.facts.truncated
+
+
+def test_a_million_links() -> None:
+    body = b"<p>" + b'<a href="/x">y</a>' * 1_000_000
+    start = time.perf_counter()
+    ex = extract(body, PAGE, native=True)
+    assert time.perf_counter() - start < 5
+    assert ex.facts.truncated and len(ex.links) == 1
+    assert ex.links[0].links_count == ex.facts.internal_links > 400_000
+
+
+def test_many_distinct_links_agree() -> None:
+    body = b"".join(b'<p>t%d <a href="/p%d">y</a> u</p>' % (i, i) for i in range(12_000))
+    ex = both(body)
+    assert len(ex.links) == DEFAULT_LIMITS.max_links and ex.facts.links_dropped == 2_000
+
+
+# ------------------------------------------------------------------ generated documents
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document())
+def test_generated_documents(html: str) -> None:
+    both(html.encode(), {"Content-Type": "text/html"})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document())
+def test_generated_documents_small_limits(html: str) -> None:
+    both(html.encode(), limits=SMALL)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=3000),
+       headers=st.lists(st.tuples(header_names, header_values), max_size=4))
+def test_random_bytes(body: bytes, headers: list[tuple[str, str]]) -> None:
+    both(body, headers)
+
+
+MARKUP = st.lists(st.one_of(
+    st.sampled_from(["<a href=/x>", "<a href='?q'>", "</a>", "<p>", "</p>", "<b>", "</b>",
+                     "<img src=i alt=' a '>", "<nav>", "</nav>", "<!--c-->", "<script>s",
+                     "</script>", "<base href=/b/>", "<title>", "</title>", "<svg>", "</svg>",
+                     "<link rel=canonical href=c>", "<area href=/ar alt=z>", " ", "\u00a0"]),
+    st.text(max_size=12)), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(MARKUP)
+def test_generated_markup_soup(html: str) -> None:
+    both(html.encode("utf-8", "surrogatepass"), limits=SMALL)
+    both(html.encode("utf-8", "surrogatepass"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(), st.integers(0, 50))
+def test_collapse_matches_python(text: str, cap: int) -> None:
+    native = extract_module._native
+    assert native is not None
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        return  # not encodable; the walk never sees such text (Lexbor strings are bytes)
+    assert native.collapse(text, cap) == collapse(text)[:cap]
+    assert native.collapse(text) == collapse(text)
+
+
+# ------------------------------------------------------------------ the benchmark corpus
+
+def test_benchmark_corpus_pages_agree() -> None:
+    from bench.extract_bench import build_corpus
+
+    corpus = build_corpus(60)
+    for page in corpus:
+        both(page.body, {"Content-Type": "text/html"}, url=page.url)
+
+
+# ------------------------------------------------------------------ switching
+
+def test_env_var_turns_the_native_walk_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INLINK_EXTRACT_NATIVE", "0")
+    assert not use_native()
+    assert use_native(True)
+    monkeypatch.setenv("INLINK_EXTRACT_NATIVE", "1")
+    assert use_native()
+    assert not use_native(False)
+
+
+def test_odd_limits_take_the_python_walk() -> None:
+    body = b"<p>" + b"x" * 500 + b"<a href=/x>X</a>"
+    limits = ExtractLimits(context_siblings=0)
+    assert extract(body, PAGE, limits=limits, native=True) == extract(
+        body, PAGE, limits=limits, native=False)
