@@ -207,7 +207,8 @@ def ingest_command(
     """
     from dataclasses import asdict
 
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn,
+                               TimeElapsedColumn)
 
     from inlink.index.ingest import IngestProgress, ingest
 
@@ -217,7 +218,7 @@ def ingest_command(
     with _open_store(_settings(ctx)) as store, Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TextColumn("{task.fields[pages]} pages"), TimeElapsedColumn(), console=err) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(p: IngestProgress) -> None:
             if p.path not in tasks:

@@ -83,7 +83,7 @@ def _own(store: Store, kind: str, key: str, r: RankRun) -> tuple[float, int, int
     if not rows:
         return None
     score, rank, r1000 = rows[0]
-    return float(score), int(rank), int(r1000)  # type: ignore[arg-type,call-overload]
+    return float(score), int(rank), int(r1000)
 
 
 def contributors(store: Store, kind: str, key: str, r: RankRun,
@@ -94,10 +94,10 @@ def contributors(store: Store, kind: str, key: str, r: RankRun,
     out = []
     for src, s_score, s_out, s_rank, links in rows:
         # Pages: one vote per linking page; domains: weighted by the linking pages.
-        weight = 1.0 if kind == "page" else float(links)  # type: ignore[arg-type]
-        passed = r.damping * float(s_score) * weight / float(s_out)  # type: ignore[arg-type]
+        weight = 1.0 if kind == "page" else float(links)
+        passed = r.damping * float(s_score) * weight / float(s_out)
         out.append(Contributor(str(src), passed, passed / score if score > 0 else 0.0,
-                               int(s_rank), int(links)))  # type: ignore[call-overload]
+                               int(s_rank), int(links)))
     out.sort(key=lambda c: (-c.passed, c.key))
     return out
 
