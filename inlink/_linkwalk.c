@@ -8,6 +8,7 @@
  * extract.py checks that before using it (docs/extract.md, "Native fast path").
  */
 
+#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -96,7 +97,19 @@ static struct {
 static PyTypeObject *link_type;
 static Py_ssize_t link_offset[LINK_FIELDS];
 
-static PyObject *S_empty, *S_lstrip, *S_rstrip, *S_sep;
+static PyObject *S_empty, *S_lstrip, *S_rstrip, *S_sep, *S_one;
+
+/* A Link with its slots filled (configure_links checked they are plain slots). */
+static PyObject *new_link(PyObject *const values[LINK_FIELDS]) {
+    PyObject *link = link_type->tp_alloc(link_type, 0);
+    if (link == NULL)
+        return NULL;
+    for (int k = 0; k < LINK_FIELDS; k++) {
+        Py_INCREF(values[k]);
+        *(PyObject **)((char *)link + link_offset[k]) = values[k];
+    }
+    return link;
+}
 
 /* ------------------------------------------------------------------ small buffers */
 
@@ -162,6 +175,15 @@ typedef struct {
 
 static void col_init(collapser *c, Py_ssize_t stop) {
     memset(c, 0, sizeof(*c));
+    c->stop = stop;
+}
+
+/* col_init keeping the output buffer (scratch collapsers reused for a whole walk). */
+static inline void col_reset(collapser *c, Py_ssize_t stop) {
+    buf_t keep = c->out;
+    memset(c, 0, sizeof(*c));
+    c->out = keep;
+    c->out.len = 0;
     c->stop = stop;
 }
 
@@ -318,17 +340,6 @@ static PyObject *col_head(collapser *c, Py_ssize_t cap, int rstrip) {
     while (rstrip && end > 0 && c->out.data[end - 1] == ' ')
         end--;
     return PyUnicode_DecodeUTF8(c->out.data ? c->out.data : "", (Py_ssize_t)end, "strict");
-}
-
-/* The last `cap` code points of the collapsed text, lstripped. */
-static PyObject *col_tail(collapser *c, Py_ssize_t cap) {
-    size_t start = 0;
-    if (c->chars > cap)
-        start = utf8_prefix(c->out.data, c->out.len, c->chars - cap);
-    while (start < c->out.len && c->out.data[start] == ' ')
-        start++;
-    return PyUnicode_DecodeUTF8(c->out.data ? c->out.data + start : "",
-                                (Py_ssize_t)(c->out.len - start), "strict");
 }
 
 /* ------------------------------------------------------------------ DOM helpers */
@@ -572,152 +583,119 @@ static PyObject *context_slow(lw_node *node, int forward, Py_ssize_t limit, long
     return r;
 }
 
-/* Count non-whitespace code points of valid UTF-8, -1 when invalid. */
-static Py_ssize_t count_words_chars(const unsigned char *s, size_t n) {
-    Py_ssize_t count = 0;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b = s[i];
-        if (b < 0x80) {
-            count += !Py_UNICODE_ISSPACE(b);
-            i++;
+/* Scratch buffers of text_pre/text_post, kept for a whole walk (no allocation per link). */
+typedef struct {
+    collapser fwd;  /* text_post */
+    buf_t rev;      /* text_pre, collapsed backwards: each character's bytes reversed */
+    buf_t store;    /* an element sibling's text() */
+    Py_ssize_t chars;
+    int pending, done, bad;
+} ctx_scratch;
+
+static void ctx_free(ctx_scratch *x) {
+    buf_free(&x->fwd.out);
+    buf_free(&x->rev);
+    buf_free(&x->store);
+}
+
+/* Collapse one unit (a sibling's text()) from its end towards its start, in front of what
+   is collected, until `limit` characters are out: the kept end of the collapsed text is then
+   fixed. Only characters actually read are decoded; a character that starts with a lead
+   byte can never be part of an invalid sequence before it, so the result equals Python's
+   `collapse("".join(parts))[-limit:]` unless the bytes read are invalid (x->bad). */
+static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t limit) {
+    size_t i = n;
+    while (i > 0 && !x->done) {
+        size_t j = i - 1;
+        long cp = s[j];
+        if (cp >= 0x80) {
+            int k = 0;
+            while (j > 0 && (s[j] & 0xC0) == 0x80 && k < 3) {
+                j--;
+                k++;
+            }
+            int len = utf8_len(s[j]);
+            if (len == 0 || (size_t)len != i - j || (cp = utf8_decode(s + j, len)) < 0) {
+                x->bad = 1;
+                return 0;
+            }
+        }
+        if (Py_UNICODE_ISSPACE((Py_UCS4)cp)) {
+            if (x->chars > 0)
+                x->pending = 1;
+            i = j;
             continue;
         }
-        int len = utf8_len(b);
-        if (len == 0 || i + (size_t)len > n)
+        if (buf_reserve(&x->rev, i - j + 1) < 0)
             return -1;
-        long cp = utf8_decode(s + i, len);
-        if (cp < 0)
-            return -1;
-        count += !Py_UNICODE_ISSPACE((Py_UCS4)cp);
-        i += (size_t)len;
+        if (x->pending) {
+            x->rev.data[x->rev.len++] = ' ';
+            x->pending = 0;
+            if (++x->chars >= limit) {
+                x->done = 1;
+                break;
+            }
+        }
+        for (size_t k = i; k > j; k--)
+            x->rev.data[x->rev.len++] = (char)s[k - 1];
+        i = j;
+        if (++x->chars >= limit)
+            x->done = 1;
     }
-    return count;
+    return 0;
 }
 
 /* text_pre (forward=0) / text_post (forward=1); see _context in extract.py. */
-static PyObject *context(lw_node *node, int forward, Py_ssize_t limit, long siblings) {
+static PyObject *context(ctx_scratch *x, lw_node *node, int forward, Py_ssize_t limit,
+                         long siblings) {
     lw_node *sib = forward ? node->next : node->prev;
     if (sib == NULL || limit <= 0)
         return PyUnicode_FromStringAndSize("", 0);
-    collapser c;
-    col_init(&c, forward ? limit : -1);
-    PyObject *r = NULL;
+    long budget = siblings;
     if (forward) {
-        long budget = siblings;
-        for (; sib != NULL && budget > 0 && !c.done && !c.bad;
-             budget--, sib = sib->next) {
+        collapser *c = &x->fwd;
+        col_reset(c, limit);
+        for (; sib != NULL && budget > 0 && !c->done && !c->bad; budget--, sib = sib->next) {
             if (!context_sibling(sib))
                 continue;
-            if (feed_text(&c, sib) < 0)
-                goto done;
-            col_end_unit(&c);
+            if (feed_text(c, sib) < 0)
+                return NULL;
+            col_end_unit(c);
         }
-        r = c.bad ? context_slow(node, 1, limit, siblings) : col_head(&c, limit, 1);
-        goto done;
+        return c->bad ? context_slow(node, 1, limit, siblings) : col_head(c, limit, 1);
     }
-    /* Backward: gather siblings nearest-first until they hold more than `limit`
-       non-whitespace characters (the kept end is then fixed), then collapse them in
-       document order. A long text node contributes only its tail. */
-    {
-        typedef struct { const unsigned char *s; size_t n; } piece;
-        piece stack_pieces[64];
-        piece *pieces = stack_pieces;
-        Py_ssize_t n_pieces = 0;
-        buf_t store = {0};  /* element siblings' text, concatenated */
-        size_t *offs = NULL;
-        Py_ssize_t seen = 0;
-        long budget = siblings;
-        int bad = 0;
-        if (siblings > 64) {
-            pieces = PyMem_Malloc(sizeof(piece) * (size_t)siblings);
-            if (pieces == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-        }
-        offs = PyMem_Malloc(sizeof(size_t) * (size_t)(siblings > 0 ? siblings : 1) * 2);
-        if (offs == NULL) {
-            PyErr_NoMemory();
-            goto back_done;
-        }
-        for (; sib != NULL && budget > 0 && seen <= limit && !bad; budget--, sib = sib->prev) {
-            if (!context_sibling(sib))
-                continue;
-            if (is_text(sib)) {
-                lw_chardata *t = (lw_chardata *)sib;
-                const unsigned char *s = t->data;
-                size_t n = s ? t->length : 0;
-                size_t tail = 8 * (size_t)(limit + 1) + 64;
-                if (n > tail) {
-                    size_t start = n - tail;
-                    while (start < n && (s[start] & 0xC0) == 0x80)
-                        start++;
-                    Py_ssize_t cnt = count_words_chars(s + start, n - start);
-                    if (cnt > limit) {
-                        /* the tail is valid; the head still has to be, as Python decodes
-                           the whole node */
-                        if (count_words_chars(s, start) < 0) {
-                            bad = 1;
-                            break;
-                        }
-                        pieces[n_pieces].s = s + start;
-                        pieces[n_pieces].n = n - start;
-                        offs[2 * n_pieces] = (size_t)-1;
-                        n_pieces++;
-                        seen += cnt;
-                        continue;
-                    }
-                }
-                Py_ssize_t cnt = count_words_chars(s, n);
-                if (cnt < 0) {
-                    bad = 1;
-                    break;
-                }
-                pieces[n_pieces].s = s;
-                pieces[n_pieces].n = n;
-                offs[2 * n_pieces] = (size_t)-1;
-                n_pieces++;
-                seen += cnt;
-            } else {
-                size_t start = store.len;
-                if (text_bytes(&store, sib) < 0)
-                    goto back_done;
-                Py_ssize_t cnt = count_words_chars((unsigned char *)store.data + start,
-                                                   store.len - start);
-                if (cnt < 0) {
-                    bad = 1;
-                    break;
-                }
-                offs[2 * n_pieces] = start;
-                offs[2 * n_pieces + 1] = store.len - start;
-                pieces[n_pieces].n = store.len - start;
-                n_pieces++;
-                seen += cnt;
-            }
-        }
-        if (bad) {
-            r = context_slow(node, 0, limit, siblings);
+    x->rev.len = 0;
+    x->chars = 0;
+    x->pending = x->done = x->bad = 0;
+    for (; sib != NULL && budget > 0 && !x->done && !x->bad; budget--, sib = sib->prev) {
+        if (!context_sibling(sib))
+            continue;
+        int rc;
+        if (is_text(sib)) {
+            lw_chardata *t = (lw_chardata *)sib;
+            rc = rev_feed(x, t->data, t->data ? t->length : 0, limit);
         } else {
-            int err = 0;
-            for (Py_ssize_t k = n_pieces - 1; k >= 0 && !err; k--) {
-                const unsigned char *s = offs[2 * k] == (size_t)-1
-                    ? pieces[k].s : (unsigned char *)store.data + offs[2 * k];
-                err = col_feed(&c, s, pieces[k].n) < 0;
-                col_end_unit(&c);
-            }
-            if (!err)
-                r = c.bad ? context_slow(node, 0, limit, siblings) : col_tail(&c, limit);
+            x->store.len = 0;
+            rc = text_bytes(&x->store, sib) < 0 ? -1
+                : rev_feed(x, (const unsigned char *)x->store.data, x->store.len, limit);
         }
-    back_done:
-        PyMem_Free(offs);
-        if (pieces != stack_pieces)
-            PyMem_Free(pieces);
-        buf_free(&store);
+        if (rc < 0)
+            return NULL;
     }
-done:
-    buf_free(&c.out);
-    return r;
+    if (x->bad)
+        return context_slow(node, 0, limit, siblings);
+    /* back to document order; then lstrip (only the first character can be a space) */
+    char *d = x->rev.data;
+    size_t n = x->rev.len;
+    for (size_t a = 0, b = n; a + 1 < b; a++, b--) {
+        char t = d[a];
+        d[a] = d[b - 1];
+        d[b - 1] = t;
+    }
+    size_t start = 0;
+    while (start < n && d[start] == ' ')
+        start++;
+    return PyUnicode_DecodeUTF8(d ? d + start : "", (Py_ssize_t)(n - start), "strict");
 }
 
 /* Nearest ancestor among the semantic tags: its name, or None (borrowed). */
@@ -747,6 +725,571 @@ static int owner_is(lw_node *img, lw_node *anchor) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ byte-string tables
+ *
+ * Per-walk open-addressing tables keyed by byte strings (an href's raw attribute bytes; a
+ * link identity), so repeats are found without making Python objects. Keys are copied into
+ * one arena; values are indexes into the caller's arrays. Bounded by the walk (each entry
+ * comes from one visited node).
+ */
+
+typedef struct {
+    uint64_t hash;
+    size_t off, len;
+    Py_ssize_t value;   /* -1: empty slot */
+} ht_slot;
+
+typedef struct {
+    ht_slot *slots;
+    size_t cap, used;
+    buf_t arena;
+} htab;
+
+static inline uint64_t hash_bytes(const unsigned char *s, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        h = (h ^ v) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ s[i]) * 0x100000001b3ULL;
+    h ^= h >> 32;
+    return h * 0x9E3779B97F4A7C15ULL;
+}
+
+static void ht_free(htab *t) {
+    PyMem_Free(t->slots);
+    buf_free(&t->arena);
+    memset(t, 0, sizeof(*t));
+}
+
+static int ht_grow(htab *t) {
+    size_t ncap = t->cap ? t->cap * 2 : 512;
+    ht_slot *ns = PyMem_Malloc(ncap * sizeof(ht_slot));
+    if (ns == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < ncap; i++)
+        ns[i].value = -1;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->slots[i].value < 0)
+            continue;
+        size_t j = (size_t)(t->slots[i].hash >> 7) & (ncap - 1);
+        while (ns[j].value >= 0)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
+    }
+    PyMem_Free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+    return 0;
+}
+
+/* The slot of `key`: found (value >= 0) or a fresh one whose value the caller must set
+   (*fresh = 1); NULL on memory error. */
+static ht_slot *ht_get(htab *t, const void *key, size_t len, int *fresh) {
+    *fresh = 0;
+    if ((t->used + 1) * 2 > t->cap && ht_grow(t) < 0)
+        return NULL;
+    uint64_t h = hash_bytes(key, len);
+    size_t j = (size_t)(h >> 7) & (t->cap - 1);
+    for (;;) {
+        ht_slot *s = &t->slots[j];
+        if (s->value < 0)
+            break;
+        if (s->hash == h && s->len == len && memcmp(t->arena.data + s->off, key, len) == 0)
+            return s;
+        j = (j + 1) & (t->cap - 1);
+    }
+    size_t off = t->arena.len;
+    if (buf_add(&t->arena, key, len) < 0)
+        return NULL;
+    ht_slot *s = &t->slots[j];
+    s->hash = h;
+    s->off = off;
+    s->len = len;
+    s->value = 0;
+    t->used++;
+    *fresh = 1;
+    return s;
+}
+
+/* ------------------------------------------------------------------ index key
+ *
+ * key_from_href: a compiled twin of inlink.urls._key_from_href_py, which stays the definition
+ * of URL identity (tests/test_urls.py checks the two agree on arbitrary and WPT hrefs). It
+ * handles the ASCII hrefs ada serializes; anything else (non-ASCII, no "://", a re-parse
+ * that fails, more than KEY_ROUNDS re-parses) is handed to the Python function itself, so
+ * the two can differ only by a bug in the common path below.
+ */
+
+static ada_url (*ada_parse_abs)(const char *, size_t);
+static PyObject *key_fallback;  /* urls._key_from_href_py */
+#define KEY_ROUNDS 8
+
+static const char *const SESSION_PARAMS[] = {
+    "jsessionid", "phpsessid", "sid", "sessionid", "session_id", "sessid", "aspsessionid",
+    "cfid", "cftoken", "oscsid", "zenid", "ps_session", "s_sid"};
+static const char *const PATH_SESSION[] = {"jsessionid", "phpsessid", "sessionid", "sid"};
+static const char *const SESSION_HINTS[] = {"sid", "sess", "cfid", "cftoken", "zenid"};
+
+static inline unsigned char lower_ascii(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* s[0:len(lit)] equals the lowercase literal, ASCII case-insensitively. */
+static inline int iprefix(const char *s, size_t n, const char *lit) {
+    size_t m = strlen(lit);
+    if (n < m)
+        return 0;
+    for (size_t i = 0; i < m; i++)
+        if (lower_ascii((unsigned char)s[i]) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
+static inline int icontains(const char *s, size_t n, const char *lit) {
+    size_t m = strlen(lit);
+    for (size_t i = 0; i + m <= n; i++)
+        if (iprefix(s + i, n - i, lit))
+            return 1;
+    return 0;
+}
+
+static inline const char *find_byte(const char *s, size_t n, char c) {
+    return n ? memchr(s, c, n) : NULL;
+}
+
+static inline int is_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static inline int hex_val(unsigned char c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+static inline int unreserved(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* One call of _key_from_href_py on ASCII `h` without its final re-parse: the key is left in
+   `out`. Returns 0 (key == h, nothing to do), 1 (key in out, no re-parse), 2 (key in out,
+   re-parse needed: `changed`), -2 (hand over to Python), -1 (error set). */
+static int key_round(const char *h, size_t n, buf_t *out, buf_t *tmp) {
+    if (find_byte(h, n, '?') == NULL && !find_byte(h, n, '#') && !find_byte(h, n, '%') &&
+        !find_byte(h, n, ';') && !find_byte(h, n, '@') && !memmem(h, n, "./", 2) &&
+        !memmem(h, n, ".:", 2))
+        return 0;
+    const char *sep = memmem(h, n, "://", 3);
+    if (sep == NULL)
+        return -2;  /* str.index raises ValueError: let Python say it */
+    size_t scheme_end = (size_t)(sep - h) + 3;
+    const char *slash = find_byte(h + scheme_end, n - scheme_end, '/');
+    size_t path_start = slash ? (size_t)(slash - h) : n;
+    size_t a0 = scheme_end, a1 = path_start;  /* authority */
+    int changed = 0;
+    for (size_t i = a1; i > a0; i--) {
+        if (h[i - 1] == '@') {  /* credentials are not part of identity */
+            a0 = i;
+            changed = 1;
+            break;
+        }
+    }
+    size_t host_end = a1, port_start = a1;
+    if (find_byte(h + a0, a1 - a0, '.') && !(a1 > a0 && h[a0] == '[')) {
+        const char *colon = find_byte(h + a0, a1 - a0, ':');
+        size_t hend = colon ? (size_t)(colon - h) : a1;
+        size_t stripped = hend;
+        while (stripped > a0 && h[stripped - 1] == '.')
+            stripped--;
+        if (stripped != hend) {
+            host_end = stripped;
+            port_start = hend;
+            changed = 1;
+        }
+    }
+    out->len = 0;
+    /* h[:scheme_end] + authority (credentials and trailing host dots dropped) */
+    if (buf_add(out, h, scheme_end) < 0 || buf_add(out, h + a0, host_end - a0) < 0 || buf_add(out, h + port_start, a1 - port_start) < 0)
+        return -1;
+    size_t key_rest = out->len;
+    /* rest = h[path_start:], cut at "#" */
+    const char *rest = h + path_start;
+    size_t rn = n - path_start;
+    const char *hash = find_byte(rest, rn, '#');
+    if (hash)
+        rn = (size_t)(hash - rest);
+    /* _PATH_SESSION_RE.sub("", rest) */
+    if (find_byte(rest, rn, ';')) {
+        tmp->len = 0;
+        size_t i = 0;
+        int removed = 0;
+        while (i < rn) {
+            if (rest[i] == ';') {
+                size_t m = 0;
+                for (int k = 0; k < 4 && !m; k++) {
+                    size_t l = strlen(PATH_SESSION[k]);
+                    if (iprefix(rest + i + 1, rn - i - 1, PATH_SESSION[k]) && i + 1 + l < rn &&
+                        rest[i + 1 + l] == '=')
+                        m = l;
+                }
+                if (m) {
+                    size_t j = i + 1 + m + 1;
+                    while (j < rn && rest[j] != '/' && rest[j] != '?' && rest[j] != '#')
+                        j++;
+                    i = j;
+                    removed = 1;
+                    continue;
+                }
+            }
+            if (buf_add(tmp, rest + i, 1) < 0)
+                return -1;
+            i++;
+        }
+        changed |= removed;
+        if (buf_add(out, tmp->data, tmp->len) < 0)
+            return -1;
+    } else if (buf_add(out, rest, rn) < 0) {
+        return -1;
+    }
+    /* _PERCENT_RE.sub(_percent_fix, rest), in place over out[key_rest:] */
+    if (find_byte(out->data + key_rest, out->len - key_rest, '%')) {
+        char *s = out->data + key_rest;
+        size_t sn = out->len - key_rest, w = 0, i = 0;
+        while (i < sn) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '%' && i + 2 < sn && is_hex((unsigned char)s[i + 1]) &&
+                is_hex((unsigned char)s[i + 2])) {
+                unsigned char hi = (unsigned char)s[i + 1], lo = (unsigned char)s[i + 2];
+                unsigned char ch = (unsigned char)(hex_val(hi) * 16 + hex_val(lo));
+                if (unreserved(ch)) {
+                    s[w++] = (char)ch;
+                    changed = 1;
+                } else {
+                    unsigned char uh = (unsigned char)Py_TOUPPER(hi), ul = (unsigned char)Py_TOUPPER(lo);
+                    if (uh != hi || ul != lo)
+                        changed = 1;
+                    s[w++] = '%';
+                    s[w++] = (char)uh;
+                    s[w++] = (char)ul;
+                }
+                i += 3;
+                continue;
+            }
+            s[w++] = s[i++];
+        }
+        out->len = key_rest + w;
+    }
+    /* session parameters in the query; an empty query is dropped */
+    {
+        char *s = out->data + key_rest;
+        size_t sn = out->len - key_rest;
+        const char *q = find_byte(s, sn, '?');
+        if (q != NULL) {
+            size_t q0 = (size_t)(q - s) + 1;  /* query start */
+            const char *query = s + q0;
+            size_t qn = sn - q0;
+            int hint = 0;
+            for (int k = 0; k < 5 && !hint; k++)
+                hint = icontains(query, qn, SESSION_HINTS[k]);
+            if (hint) {
+                tmp->len = 0;
+                size_t i = 0;
+                int first = 1;
+                for (;;) {
+                    const char *amp = find_byte(query + i, qn - i, '&');
+                    size_t pe = amp ? (size_t)(amp - query) : qn;
+                    const char *p = query + i;
+                    size_t pn = pe - i;
+                    const char *eq = find_byte(p, pn, '=');
+                    size_t name_n = eq ? (size_t)(eq - p) : pn;
+                    int drop = iprefix(p, pn, "aspsessionid");
+                    for (int k = 0; k < 13 && !drop; k++)
+                        drop = name_n == strlen(SESSION_PARAMS[k]) &&
+                               iprefix(p, name_n, SESSION_PARAMS[k]);
+                    if (!drop) {
+                        if ((!first && buf_add(tmp, "&", 1) < 0) || buf_add(tmp, p, pn) < 0)
+                            return -1;
+                        first = 0;
+                    }
+                    if (amp == NULL)
+                        break;
+                    i = pe + 1;
+                }
+                /* query = "&".join(kept); note: kept [""] joins to "" as well */
+                out->len = key_rest + q0;
+                if (buf_add(out, tmp->data, tmp->len) < 0)
+                    return -1;
+                s = out->data + key_rest;
+                qn = tmp->len;
+            }
+            if (qn == 0)
+                out->len = key_rest + q0 - 1;  /* rest[:query_at], no "?" */
+        }
+    }
+    return changed ? 2 : 1;
+}
+
+/* _key_from_href(href) for one str; new reference. */
+static PyObject *key_of(PyObject *href) {
+    if (!PyUnicode_CheckExact(href) || !PyUnicode_IS_ASCII(href) || ada_parse_abs == NULL)
+        return PyObject_CallOneArg(key_fallback, href);
+    buf_t out = {0}, tmp = {0}, cur = {0};
+    const char *h = (const char *)PyUnicode_DATA(href);
+    size_t n = (size_t)PyUnicode_GET_LENGTH(href);
+    PyObject *result = NULL;
+    for (int round = 0; round < KEY_ROUNDS; round++) {
+        int rc = key_round(h, n, &out, &tmp);
+        if (rc == -1)
+            goto done;
+        if (rc == -2)
+            break;
+        if (rc == 0) {
+            if (round == 0) {
+                Py_INCREF(href);
+                result = href;
+            } else {
+                result = PyUnicode_FromStringAndSize(h, (Py_ssize_t)n);
+            }
+            goto done;
+        }
+        if (rc == 1) {
+            result = PyUnicode_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+            goto done;
+        }
+        /* changed: re-parse so the key is a fixpoint (see the Python twin) */
+        ada_url u = ada_parse_abs(out.data ? out.data : "", out.len);
+        if (!ada_is_valid(u)) {
+            ada_free(u);
+            break;  /* Python raises InvalidUrl: let it */
+        }
+        ada_string s = ada_get_href(u);
+        int ok = (s.length >= 7 && memcmp(s.data, "http://", 7) == 0) ||
+                 (s.length >= 8 && memcmp(s.data, "https://", 8) == 0);
+        for (size_t i = 0; ok && i < s.length; i++)
+            ok = (unsigned char)s.data[i] < 0x80;
+        if (!ok) {
+            ada_free(u);
+            break;
+        }
+        if (s.length == out.len && memcmp(s.data, out.data, out.len) == 0) {
+            ada_free(u);
+            result = PyUnicode_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+            goto done;
+        }
+        cur.len = 0;
+        int rc2 = buf_add(&cur, s.data, s.length);
+        ada_free(u);
+        if (rc2 < 0)
+            goto done;
+        h = cur.data;
+        n = cur.len;
+    }
+    result = PyObject_CallOneArg(key_fallback, href);
+done:
+    buf_free(&out);
+    buf_free(&tmp);
+    buf_free(&cur);
+    return result;
+}
+
+static PyObject *lw_key_from_href(PyObject *self, PyObject *href) {
+    if (key_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure_keys() was not called");
+        return NULL;
+    }
+    return key_of(href);
+}
+
+/* ------------------------------------------------------------------ nesting guard
+ *
+ * nesting_cut: a compiled twin of inlink.extract.nesting_cut (the numpy reference): per tag
+ * name a count of open elements clipped at zero, summed in document order; the offset of the
+ * first start tag that takes the sum above max_depth.
+ */
+
+#define MAX_FLAT 64
+static uint64_t flat_keys[MAX_FLAT];
+static int n_flat = -1;
+
+static inline int is_flat(uint64_t k) {
+    int lo = 0, hi = n_flat - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (flat_keys[mid] == k)
+            return 1;
+        if (flat_keys[mid] < k)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return 0;
+}
+
+static inline int name_delim(unsigned char c) {
+    return c == '\t' || c == '\n' || c == 0x0c || c == '\r' || c == ' ' || c == '/' ||
+           c == '>' || c == 0;
+}
+
+static PyObject *lw_nesting_cut(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t max_depth;
+    if (!PyArg_ParseTuple(args, "y*n", &buf, &max_depth))
+        return NULL;
+    if (n_flat < 0 || max_depth < 0) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "configure_nesting() not called, or max_depth < 0");
+        return NULL;
+    }
+    const unsigned char *d = buf.buf;
+    size_t n = (size_t)buf.len;
+    /* open-addressing table: tag key -> open count (key 0 never occurs: the first byte of a
+       counted name is a letter) */
+    size_t cap = 256, used = 0;
+    uint64_t *keys = PyMem_Calloc(cap, sizeof(uint64_t));
+    Py_ssize_t *open = PyMem_Calloc(cap, sizeof(Py_ssize_t));
+    PyObject *result = NULL;
+    if (keys == NULL || open == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    Py_ssize_t depth = 0;
+    const unsigned char *p = d, *end = d + n;
+    while ((p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+        size_t lt = (size_t)(p - d);
+        p++;
+#define AT(i) ((i) < n ? d[(i)] : 0)
+        int is_end = AT(lt + 1) == '/';
+        size_t start = lt + 1 + (size_t)is_end;
+        unsigned char first = AT(start) | 0x20;
+        if (first < 'a' || first > 'z')
+            continue;
+        uint64_t key = 0;
+        int j;
+        for (j = 0; j < 9; j++) {
+            unsigned char c = AT(start + (size_t)j);
+            if (name_delim(c))
+                break;
+            if (j < 8) {
+                if (c >= 'A' && c <= 'Z')
+                    c += 32;
+                key |= (uint64_t)c << (8 * j);
+            }
+        }
+#undef AT
+        if (j == 9)
+            key |= (uint64_t)1 << 63;
+        if (is_flat(key))
+            continue;
+        size_t mask = cap - 1, slot = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+        while (keys[slot] != 0 && keys[slot] != key)
+            slot = (slot + 1) & mask;
+        if (keys[slot] == 0) {
+            if (is_end)
+                continue;  /* a stray end tag closes nothing */
+            keys[slot] = key;
+            open[slot] = 0;
+            if (++used * 2 > cap) {
+                size_t ncap = cap * 2;
+                uint64_t *nk = PyMem_Calloc(ncap, sizeof(uint64_t));
+                Py_ssize_t *no = PyMem_Calloc(ncap, sizeof(Py_ssize_t));
+                if (nk == NULL || no == NULL) {
+                    PyMem_Free(nk);
+                    PyMem_Free(no);
+                    PyErr_NoMemory();
+                    goto out;
+                }
+                for (size_t i = 0; i < cap; i++) {
+                    if (keys[i] == 0)
+                        continue;
+                    size_t s = (size_t)((keys[i] * 0x9E3779B97F4A7C15ULL) >> 32) & (ncap - 1);
+                    while (nk[s] != 0)
+                        s = (s + 1) & (ncap - 1);
+                    nk[s] = keys[i];
+                    no[s] = open[i];
+                    if (keys[i] == key)
+                        slot = s;
+                }
+                PyMem_Free(keys);
+                PyMem_Free(open);
+                keys = nk;
+                open = no;
+                cap = ncap;
+            }
+        }
+        if (is_end) {
+            if (open[slot] > 0) {
+                open[slot]--;
+                depth--;
+            }
+        } else {
+            open[slot]++;
+            if (++depth > max_depth) {
+                result = PyLong_FromSize_t(lt);
+                goto out;
+            }
+        }
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+out:
+    PyMem_Free(keys);
+    PyMem_Free(open);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+static PyObject *lw_configure_nesting(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "flat keys must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    if (m > MAX_FLAT) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "more than %d flat tags", MAX_FLAT);
+    }
+    uint64_t tmp[MAX_FLAT];
+    for (Py_ssize_t i = 0; i < m; i++) {
+        tmp[i] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (PyErr_Occurred() || (i > 0 && tmp[i] <= tmp[i - 1])) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "flat keys must be sorted and distinct");
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    memcpy(flat_keys, tmp, sizeof(uint64_t) * (size_t)m);
+    n_flat = (int)m;
+    Py_RETURN_NONE;
+}
+
+static PyObject *lw_configure_keys(PyObject *self, PyObject *args) {
+    const char *ada_path;
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "sO", &ada_path, &fallback))
+        return NULL;
+    void *ada = dlopen(ada_path, RTLD_NOW | RTLD_NOLOAD);
+    if (ada == NULL)
+        return PyErr_Format(PyExc_ImportError, "ada module not loaded: %s", ada_path);
+    void *parse = dlsym(ada, "ada_parse"), *valid = dlsym(ada, "ada_is_valid");
+    void *get = dlsym(ada, "ada_get_href"), *fr = dlsym(ada, "ada_free");
+    if (!parse || !valid || !get || !fr)
+        return PyErr_Format(PyExc_ImportError, "ada C API symbols missing in %s", ada_path);
+    *(void **)(&ada_parse_abs) = parse;
+    *(void **)(&ada_is_valid) = valid;
+    *(void **)(&ada_get_href) = get;
+    *(void **)(&ada_free) = fr;
+    Py_INCREF(fallback);
+    Py_XSETREF(key_fallback, fallback);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ the walk */
 
 enum { P_A, P_AREA, P_LINK, P_META };
@@ -768,6 +1311,16 @@ typedef struct {
     Py_ssize_t max_links, max_anchor, max_alt, context_chars;
     long context_siblings;
     long internal, external;
+    htab hrefs;             /* raw href bytes -> index into got[] */
+    PyObject **got;         /* resolve() results for those hrefs (owned) */
+    size_t n_got, cap_got;
+    htab idents;            /* link identity bytes -> index into ids[] */
+    struct ident_t { Py_ssize_t row; Py_ssize_t count; } *ids;  /* row -1: dropped */
+    size_t n_ids, cap_ids;
+    Py_ssize_t dropped_native;  /* distinct <a>/<area> identities beyond max_links */
+    buf_t key;              /* scratch: the identity being looked up */
+    collapser anchor;       /* scratch: anchor text */
+    ctx_scratch ctx;        /* scratch: text_pre / text_post */
 } walk_t;
 
 /* _Page.domain_of(key): the registrable domain of the key's authority, cached in
@@ -960,72 +1513,181 @@ static int rel_flags(lw_node *el, int *nf, int *ugc, int *sp) {
     return 0;
 }
 
-static int count_occurrence(walk_t *w, PyObject *at) {
-    Py_ssize_t i = PyLong_AsSsize_t(at);
-    if (i < 0 && PyErr_Occurred())
-        return -1;
-    PyObject *old = PyList_GetItem(w->counts, i);
-    if (old == NULL)
-        return -1;
-    PyObject *one = PyLong_FromLong(1);
-    PyObject *now = one ? PyNumber_Add(old, one) : NULL;
-    Py_XDECREF(one);
-    if (now == NULL)
-        return -1;
-    return PyList_SetItem(w->counts, i, now);
+/* resolve() of an <a>/<area>/<img> attribute by its raw bytes (NULL: absent or valueless,
+   which resolve as ""): borrowed (url, key, internal) or None; NULL on error. Repeats are
+   found by bytes, without decoding the attribute again. */
+static PyObject *resolve_attr(walk_t *w, const unsigned char *v, size_t n) {
+    int fresh;
+    ht_slot *slot = ht_get(&w->hrefs, v ? (const void *)v : "", v ? n : 0, &fresh);
+    if (slot == NULL)
+        return NULL;
+    if (!fresh)
+        return w->got[slot->value];
+    if (w->n_got == w->cap_got) {
+        size_t cap = w->cap_got ? w->cap_got * 2 : 256;
+        PyObject **ng = PyMem_Realloc(w->got, cap * sizeof(PyObject *));
+        if (ng == NULL) {
+            slot->value = -1;  /* forget the key: the walk fails anyway */
+            PyErr_NoMemory();
+            return NULL;
+        }
+        w->got = ng;
+        w->cap_got = cap;
+    }
+    PyObject *href = v ? decode(v, n) : (Py_INCREF(S_empty), S_empty);
+    PyObject *got = href ? resolve(w, href) : NULL;
+    Py_XDECREF(href);
+    if (got == NULL) {
+        slot->value = -1;
+        w->hrefs.used--;
+        return NULL;
+    }
+    slot->value = (Py_ssize_t)w->n_got;
+    w->got[w->n_got++] = got;
+    return got;
 }
 
-/* One <a>/<area> occurrence: count it, and append its row when its identity is new. */
-static int add_anchor(walk_t *w, pending_t *p) {
-    lw_node *node = p->node;
-    PyObject *href = attr_str(node, "href");
-    if (href == NULL)
+
+/* The collapsed text in `c` (fed from `node`'s text, or from attribute bytes `v`), cut to
+   `cap` code points, as UTF-8 bytes; when the input was not valid UTF-8, the Python reading
+   as a str in *obj (new reference) and its UTF-8. */
+static int collapsed_bytes(collapser *c, lw_node *node, const unsigned char *v, size_t n,
+                           Py_ssize_t cap, const char **out, size_t *out_len, PyObject **obj) {
+    *obj = NULL;
+    col_reset(c, cap);
+    if ((node ? feed_text(c, node) : col_feed(c, v, v ? n : 0)) < 0)
         return -1;
-    PyObject *got = resolve(w, href);
-    Py_DECREF(href);
-    if (got == NULL)
-        return -1;
-    if (got == Py_None) {
-        Py_DECREF(got);
+    col_end_unit(c);
+    if (!c->bad) {
+        size_t end = c->out.len;
+        if (cap >= 0 && c->chars > cap)
+            end = utf8_prefix(c->out.data, c->out.len, cap);
+        *out = c->out.data ? c->out.data : "";
+        *out_len = end;
         return 0;
     }
+    PyObject *str = node ? text_str(node) : decode(v, v ? n : 0);
+    *obj = str ? py_collapse_head(str, cap) : NULL;
+    Py_XDECREF(str);
+    if (*obj == NULL)
+        return -1;
+    Py_ssize_t len;
+    *out = PyUnicode_AsUTF8AndSize(*obj, &len);
+    if (*out == NULL) {
+        Py_CLEAR(*obj);
+        return -1;
+    }
+    *out_len = (size_t)len;
+    return 0;
+}
+
+static int key_add_part(buf_t *b, const char *s, size_t n) {
+    uint32_t len = (uint32_t)n;
+    return buf_add(b, &len, sizeof(len)) < 0 ? -1 : buf_add(b, s, n);
+}
+
+/* One <a>/<area> occurrence: count it, and append its Link when its identity is new. The
+   identity (kind, target_key, anchor, image_url) is looked up as bytes; Python objects are
+   made only for a new row. */
+static int add_anchor(walk_t *w, pending_t *p) {
+    lw_node *node = p->node;
+    size_t n;
+    int found;
+    const unsigned char *hv = attr_get(node, "href", &n, &found);
+    PyObject *got = resolve_attr(w, hv, n);
+    if (got == NULL)
+        return -1;
+    if (got == Py_None)
+        return 0;
     if (PyTuple_GET_ITEM(got, 2) == Py_True)
         w->internal++;
     else
         w->external++;
-    PyObject *anchor = NULL, *alt = NULL, *image_url = NULL, *ident = NULL, *row = NULL;
-    PyObject *pre = NULL, *post = NULL, *pos = NULL;
+    PyObject *anchor = NULL, *alt = NULL, *link = NULL, *pre = NULL, *post = NULL;
+    PyObject *image_url = Py_None;  /* borrowed */
     int rc = -1;
+    const char *abytes;
+    size_t alen;
     if (p->tag == P_A) {
-        anchor = collapsed_text(node, w->max_anchor);
+        if (collapsed_bytes(&w->anchor, node, NULL, 0, w->max_anchor, &abytes, &alen,
+                            &anchor) < 0)
+            goto out;
     } else {
-        size_t n;
-        int found;
         const unsigned char *v = attr_get(node, "alt", &n, &found);
-        anchor = collapse_bytes(v, v ? n : 0, w->max_anchor);
+        if (collapsed_bytes(&w->anchor, NULL, v, v ? n : 0, w->max_anchor, &abytes, &alen,
+                            &anchor) < 0)
+            goto out;
     }
-    if (anchor == NULL)
+    if (p->img != NULL) {
+        const unsigned char *src = attr_get(p->img, "src", &n, &found);
+        if (src != NULL && n > 0) {  /* `if img_attrs.get("src")`: "" is falsy */
+            PyObject *g = resolve_attr(w, src, n);
+            if (g == NULL)
+                goto out;
+            if (g != Py_None)
+                image_url = PyTuple_GET_ITEM(g, 0);
+        }
+    }
+    /* identity bytes: kind, key, image_url (or none), anchor */
+    {
+        Py_ssize_t klen;
+        const char *kb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(got, 1), &klen);
+        if (kb == NULL)
+            goto out;
+        w->key.len = 0;
+        char kind = p->img ? 'i' : 'a';
+        if (buf_add(&w->key, &kind, 1) < 0 || key_add_part(&w->key, kb, (size_t)klen) < 0)
+            goto out;
+        if (image_url != Py_None) {
+            Py_ssize_t ilen;
+            const char *ib = PyUnicode_AsUTF8AndSize(image_url, &ilen);
+            if (ib == NULL || buf_add(&w->key, "u", 1) < 0 ||
+                key_add_part(&w->key, ib, (size_t)ilen) < 0)
+                goto out;
+        } else if (buf_add(&w->key, "n", 1) < 0) {
+            goto out;
+        }
+        if (buf_add(&w->key, abytes, alen) < 0)
+            goto out;
+    }
+    int fresh;
+    ht_slot *slot = ht_get(&w->idents, w->key.data, w->key.len, &fresh);
+    if (slot == NULL)
+        goto out;
+    if (!fresh) {
+        struct ident_t *id = &w->ids[slot->value];
+        if (id->row >= 0)
+            id->count++;
+        rc = 0;
+        goto out;
+    }
+    if (w->n_ids == w->cap_ids) {
+        size_t cap = w->cap_ids ? w->cap_ids * 2 : 256;
+        struct ident_t *ni = PyMem_Realloc(w->ids, cap * sizeof(*ni));
+        if (ni == NULL) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        w->ids = ni;
+        w->cap_ids = cap;
+    }
+    slot->value = (Py_ssize_t)w->n_ids;
+    struct ident_t *id = &w->ids[w->n_ids++];
+    id->count = 1;
+    Py_ssize_t row = PyList_GET_SIZE(w->rows);
+    if (row >= w->max_links) {
+        id->row = -1;
+        w->dropped_native++;
+        rc = 0;
+        goto out;
+    }
+    id->row = -1;  /* until the row exists */
+    if (anchor == NULL &&
+        (anchor = PyUnicode_DecodeUTF8(abytes, (Py_ssize_t)alen, "strict")) == NULL)
         goto out;
     Py_INCREF(Py_None);
     alt = Py_None;
-    Py_INCREF(Py_None);
-    image_url = Py_None;
     if (p->img != NULL) {
-        size_t n;
-        int found;
-        const unsigned char *src = attr_get(p->img, "src", &n, &found);
-        if (src != NULL && n > 0) {  /* `if img_attrs.get("src")`: "" is falsy */
-            PyObject *s = decode(src, n);
-            PyObject *g = s ? resolve(w, s) : NULL;
-            Py_XDECREF(s);
-            if (g == NULL)
-                goto out;
-            if (g != Py_None) {
-                Py_SETREF(image_url, PyTuple_GET_ITEM(g, 0));
-                Py_INCREF(image_url);
-            }
-            Py_DECREF(g);
-        }
         const unsigned char *a = attr_get(p->img, "alt", &n, &found);
         if (a != NULL) {
             Py_SETREF(alt, collapse_bytes(a, n, w->max_alt));
@@ -1033,58 +1695,33 @@ static int add_anchor(walk_t *w, pending_t *p) {
                 goto out;
         }
     }
-    PyObject *kind_value = p->img ? C.value_image : C.value_anchor;
-    ident = PyTuple_Pack(4, kind_value, PyTuple_GET_ITEM(got, 1), anchor, image_url);
-    if (ident == NULL)
-        goto out;
-    PyObject *at = PyDict_GetItemWithError(w->index, ident);
-    if (at != NULL) {
-        rc = count_occurrence(w, at);
-        goto out;
-    }
-    if (PyErr_Occurred())
-        goto out;
-    if (PyList_GET_SIZE(w->rows) >= w->max_links) {
-        rc = PySet_Add(w->dropped, ident);
-        goto out;
-    }
     int nf, ugc, sp;
     if (rel_flags(node, &nf, &ugc, &sp) < 0)
         goto out;
-    pre = context(node, 0, w->context_chars, w->context_siblings);
+    pre = context(&w->ctx, node, 0, w->context_chars, w->context_siblings);
     if (pre == NULL)
         goto out;
-    post = context(node, 1, w->context_chars, w->context_siblings);
+    post = context(&w->ctx, node, 1, w->context_chars, w->context_siblings);
     if (post == NULL)
         goto out;
-    row = PyTuple_Pack(13, PyTuple_GET_ITEM(got, 0), PyTuple_GET_ITEM(got, 1),
-                       p->img ? C.kind_image : C.kind_anchor, anchor,
-                       nf ? Py_True : Py_False, ugc ? Py_True : Py_False,
-                       sp ? Py_True : Py_False, alt, image_url, pre, post, location(node),
-                       Py_None);
-    if (row == NULL)
-        goto out;
-    pos = PyLong_FromSsize_t(PyList_GET_SIZE(w->rows));
-    if (pos == NULL || PyDict_SetItem(w->index, ident, pos) < 0 ||
-        PyList_Append(w->rows, row) < 0)
-        goto out;
     {
-        PyObject *one = PyLong_FromLong(1);
-        if (one == NULL)
-            goto out;
-        rc = PyList_Append(w->counts, one);
-        Py_DECREF(one);
+        PyObject *values[LINK_FIELDS] = {
+            PyTuple_GET_ITEM(got, 0), PyTuple_GET_ITEM(got, 1),
+            p->img ? C.kind_image : C.kind_anchor, anchor,
+            nf ? Py_True : Py_False, ugc ? Py_True : Py_False, sp ? Py_True : Py_False,
+            alt, image_url, pre, post, location(node), S_one, Py_None};
+        link = new_link(values);
     }
+    if (link == NULL || PyList_Append(w->rows, link) < 0 || PyList_Append(w->counts, S_one) < 0)
+        goto out;
+    id->row = row;
+    rc = 0;
 out:
-    Py_DECREF(got);
     Py_XDECREF(anchor);
     Py_XDECREF(alt);
-    Py_XDECREF(image_url);
-    Py_XDECREF(ident);
-    Py_XDECREF(row);
+    Py_XDECREF(link);
     Py_XDECREF(pre);
     Py_XDECREF(post);
-    Py_XDECREF(pos);
     return rc;
 }
 
@@ -1194,8 +1831,8 @@ static PyObject *lw_walk(PyObject *self, PyObject *args) {
     PyObject *keepalive, *page, *limits;
     if (!PyArg_ParseTuple(args, "KOOO", &root_addr, &keepalive, &page, &limits))
         return NULL;
-    if (!C.ready) {
-        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure() was not called");
+    if (!C.ready || link_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_linkwalk.configure*() were not called");
         return NULL;
     }
     (void)keepalive;  /* the caller's reference keeps the parser (and the tree) alive */
@@ -1385,14 +2022,37 @@ static PyObject *lw_walk(PyObject *self, PyObject *args) {
         if (rc < 0)
             goto fail;
     }
+    /* counts of the rows made here (the identities counted in C) */
+    for (size_t i = 0; i < w.n_ids; i++) {
+        if (w.ids[i].row < 0 || w.ids[i].count == 1)
+            continue;
+        PyObject *c = PyLong_FromSsize_t(w.ids[i].count);
+        if (c == NULL || PyList_SetItem(w.counts, w.ids[i].row, c) < 0)
+            goto fail;
+    }
     if (set_long(page, "internal", w.internal) < 0 || set_long(page, "external", w.external) < 0)
         goto fail;
     if (title == NULL) {
         Py_INCREF(Py_None);
         title = Py_None;
     }
-    result = PyTuple_Pack(3, title, canonical, robots);
+    {
+        PyObject *dropped = PyLong_FromSsize_t(w.dropped_native);
+        if (dropped != NULL) {
+            result = PyTuple_Pack(4, title, canonical, robots, dropped);
+            Py_DECREF(dropped);
+        }
+    }
 fail:
+    for (size_t i = 0; i < w.n_got; i++)
+        Py_DECREF(w.got[i]);
+    PyMem_Free(w.got);
+    PyMem_Free(w.ids);
+    ht_free(&w.hrefs);
+    ht_free(&w.idents);
+    buf_free(&w.key);
+    buf_free(&w.anchor.out);
+    ctx_free(&w.ctx);
     for (size_t i = 0; i < n_pending; i++)
         Py_XDECREF(pending[i].attrs);
     PyMem_Free(pending);
@@ -1589,6 +2249,21 @@ static PyObject *lw_build_links(PyObject *self, PyObject *args) {
         return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = PyList_GET_ITEM(rows, i);
+        if (Py_IS_TYPE(row, link_type)) {
+            /* made by walk(): only its count and the page-level nofollow are missing */
+            PyObject **count = (PyObject **)((char *)row + link_offset[12]);
+            PyObject **nf = (PyObject **)((char *)row + link_offset[4]);
+            PyObject *c = PyList_GET_ITEM(counts, i);
+            Py_INCREF(c);
+            Py_XSETREF(*count, c);
+            if (nofollow && *nf != Py_True) {
+                Py_INCREF(Py_True);
+                Py_XSETREF(*nf, Py_True);
+            }
+            Py_INCREF(row);
+            PyList_SET_ITEM(out, i, row);
+            continue;
+        }
         if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 13) {
             Py_DECREF(out);
             PyErr_SetString(PyExc_TypeError, "a link row is not a 13-tuple");
@@ -1661,6 +2336,14 @@ static PyMethodDef methods[] = {
     {"probe", lw_probe, METH_VARARGS, "probe(root_address, parser) -> layout agrees"},
     {"text", lw_text, METH_VARARGS, "text(node_address, parser) -> node.text()"},
     {"collapse", lw_collapse, METH_VARARGS, "collapse(text, cap=-1) -> collapsed text"},
+    {"key_from_href", lw_key_from_href, METH_O,
+     "key_from_href(href) -> index key: the compiled twin of urls._key_from_href_py."},
+    {"configure_keys", lw_configure_keys, METH_VARARGS,
+     "configure_keys(ada_path, python_key_fn): bind ada's parser and the Python twin."},
+    {"nesting_cut", lw_nesting_cut, METH_VARARGS,
+     "nesting_cut(data, max_depth) -> offset or None: twin of extract.nesting_cut."},
+    {"configure_nesting", lw_configure_nesting, METH_O,
+     "configure_nesting(sorted_flat_keys): the tag keys nesting_cut ignores."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
@@ -1672,7 +2355,8 @@ PyMODINIT_FUNC PyInit__linkwalk(void) {
     S_lstrip = PyUnicode_InternFromString("lstrip");
     S_rstrip = PyUnicode_InternFromString("rstrip");
     S_sep = PyUnicode_InternFromString("://");
-    if (!S_empty || !S_lstrip || !S_rstrip || !S_sep)
+    S_one = PyLong_FromLong(1);
+    if (!S_empty || !S_lstrip || !S_rstrip || !S_sep || !S_one)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -674,6 +674,7 @@ class _Page:
         self.rows: list[_Row] = []
         self.counts: list[int] = []
         self.dropped: set[tuple[str, str, str, str | None]] = set()
+        self.dropped_native = 0  # distinct <a>/<area> identities the C walk dropped
         self.internal = 0
         self.external = 0
 
@@ -773,7 +774,8 @@ def extract(
         doc, encoding = decode_body(data, match.group(1) if match else None)
         raw = doc if isinstance(doc, bytes) else doc.encode("utf-8", "replace")
         if raw.count(b"<") > max(limits.max_depth, 4096):
-            cut = nesting_cut(raw, limits.max_depth)
+            cut = (_native.nesting_cut(raw, limits.max_depth) if fast and limits.max_depth >= 0
+                   else nesting_cut(raw, limits.max_depth))
             if cut is not None:
                 raw, truncated = raw[:cut], True
         tree = LexborHTMLParser(raw)
@@ -795,7 +797,7 @@ def extract(
         is_html=is_html, title=title, language=language, encoding=encoding, size=len(body),
         internal_links=page.internal, external_links=page.external, noindex=noindex,
         nofollow=nofollow, canonical=html_canonical or header_canonical, base_url=page.base,
-        truncated=truncated, links_dropped=len(page.dropped),
+        truncated=truncated, links_dropped=len(page.dropped) + page.dropped_native,
     )
     return Extraction(facts=facts, links=links)
 
@@ -1006,7 +1008,8 @@ def _walk_native(page: _Page, tree: LexborHTMLParser) -> tuple[str | None, str |
     root = tree.root
     if root is None:
         return None, None, False, False
-    title, canonical, robots = _native.walk(root.mem_id, tree, page, page.limits)
+    title, canonical, robots, page.dropped_native = _native.walk(root.mem_id, tree, page,
+                                                                 page.limits)
     noindex, nofollow = robots_flags(robots, header=False)
     return title, canonical, noindex, nofollow
 
@@ -1090,6 +1093,7 @@ def _load_native() -> None:
         if Link.__slots__ != names or hasattr(Link, "__post_init__"):
             raise RuntimeError("Link is no longer a plain slots dataclass")
         _linkwalk.configure_links(Link, names)
+        _linkwalk.configure_nesting([int(k) for k in _FLAT_KEYS])
         problem = _native_self_check(_linkwalk)
     except Exception as err:  # any failure here only means "use the Python walk"
         problem = f"{type(err).__name__}: {err}"
@@ -1109,6 +1113,10 @@ def _native_self_check(mod: Any) -> str | None:
     for node in root.traverse(include_text=True):
         if mod.text(node.mem_id, tree) != node.text():
             return f"text of <{node.tag}> differs"
+    deep = b"<p>" + b"<div><b>" * 300 + b"<br><li>x" + b"</b></div>" * 300 + b"<div>" * 600
+    for depth in (0, 7, 512):
+        if mod.nesting_cut(deep, depth) != nesting_cut(deep, depth):
+            return "nesting_cut differs from the numpy reference"
     _native = mod  # _walk_native reads the module from here
     try:
         for body in SELF_CHECK_PAGES:

@@ -129,8 +129,13 @@ def resolve_url(href: str, base: str) -> str | None:
 _FAST_PATH_BLOCKERS = ("#", "%", ";", "@", "./", ".:")
 
 
-def _key_from_href(href: str) -> str:
-    """Normalize a WHATWG-serialized http(s) href into the index key."""
+def _key_from_href_py(href: str) -> str:
+    """Normalize a WHATWG-serialized http(s) href into the index key.
+
+    The definition of URL identity. `_key_from_href` below is this function, or its compiled
+    twin `inlink._linkwalk.key_from_href` when the extension is built (checked equal by
+    tests/test_urls.py; the twin hands any input outside its ASCII common path back here).
+    """
     # Most links need nothing beyond the WHATWG serialization: decide that with a few
     # substring scans before doing any slicing (this runs for every link extracted).
     if "?" not in href:
@@ -185,8 +190,21 @@ def _key_from_href(href: str) -> str:
         if again is None or not _is_http(again):
             raise InvalidUrl(href, "normalizes to an unparsable URL")
         if again != key:
-            return _key_from_href(again)
+            return _key_from_href_py(again)
     return key
+
+
+_key_from_href = _key_from_href_py
+if _ada_lib is not None:
+    try:
+        import ada_url._ada_wrapper as _ada_module
+
+        from inlink import _linkwalk  # type: ignore[attr-defined]
+
+        _linkwalk.configure_keys(_ada_module.__file__, _key_from_href_py)
+        _key_from_href = _linkwalk.key_from_href
+    except (ImportError, AttributeError):  # not built, or an older build: the Python twin
+        pass
 
 
 def normalize_url(url: str) -> str:

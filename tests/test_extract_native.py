@@ -237,3 +237,45 @@ def test_odd_limits_take_the_python_walk() -> None:
     limits = ExtractLimits(context_siblings=0)
     assert extract(body, PAGE, limits=limits, native=True) == extract(
         body, PAGE, limits=limits, native=False)
+
+
+# ------------------------------------------------------------------ compiled twins
+
+NEST_MARKUP = st.lists(st.sampled_from(
+    ["<div>", "</div>", "<DIV >", "<p>", "</p>", "<b>", "</b>", "<li>", "<br/>", "< a>", "<",
+     "</", "<!-- x -->", "<basefont>", "<basefontx>", "<blockquote>", "</blockquote>",
+     "<blockquotes>", "<x\x00y>", "</x>", "<\u00e9>", "text", "<a\tb>", "</span >", "<span/>",
+     "<SPAN>", "<image>", "<tbody>"]), max_size=200).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(NEST_MARKUP, st.integers(0, 12))
+def test_nesting_cut_twin_matches_numpy(html: str, max_depth: int) -> None:
+    native = extract_module._native
+    assert native is not None
+    data = html.encode()
+    assert native.nesting_cut(data, max_depth) == extract_module.nesting_cut(data, max_depth)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000), st.integers(0, 6))
+def test_nesting_cut_twin_matches_numpy_on_bytes(data: bytes, max_depth: int) -> None:
+    native = extract_module._native
+    assert native is not None
+    assert native.nesting_cut(data, max_depth) == extract_module.nesting_cut(data, max_depth)
+
+
+def test_nesting_cut_twin_on_deep_pages() -> None:
+    native = extract_module._native
+    assert native is not None
+    for body in (b"<div>" * 100_000 + b"</div>" * 100_000,
+                 b"<p>" + b"<span><b>" * 3000 + b"x" + b"</b></span>" * 3000,
+                 b"".join(b"<t%d>" % (i % 700) for i in range(20_000))):
+        for depth in (0, 1, 512, 4096):
+            assert native.nesting_cut(body, depth) == extract_module.nesting_cut(body, depth)
+
+
+def test_native_key_function_is_used() -> None:
+    from inlink import urls
+
+    assert urls._key_from_href is not urls._key_from_href_py  # the compiled twin is in use

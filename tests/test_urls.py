@@ -286,3 +286,60 @@ def test_c_api_path_matches_the_public_wrapper() -> None:
     for case in cases:
         base = case.get("base") or None
         assert urls._join(case["input"], base) == urls._join_public(case["input"], base)
+
+
+# --- the compiled twin of _key_from_href (inlink/_linkwalk.c), when the extension is built
+
+_URLISH = st.lists(st.sampled_from(
+    list("%;?#@./:&=-_~[]") + list("sidSIDjJeEnNoOpPhHcCfFtTkKzZaA0123456789") + ["%2e", "%2E",
+    "%7e", "%41", "%2f", ";jsessionid=", ";SID=", "PHPSESSID=", "aspsessionidx=", "\u00e9",
+    "\x00", " ", "\t", "//", "../", "./"]), max_size=40).map("".join)
+
+
+def _both_keys(href: str) -> None:
+    def run(fn: object) -> object:
+        try:
+            return fn(href)  # type: ignore[operator]
+        except Exception as err:  # noqa: BLE001 - the same exception, same message
+            return (type(err), str(err))
+
+    assert run(urls._key_from_href) == run(urls._key_from_href_py), href
+
+
+def _needs_twin() -> None:
+    if urls._key_from_href is urls._key_from_href_py:
+        pytest.skip("native key function not built; urls uses the Python definition")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_URLISH, st.sampled_from(["http://example.com/a/b", "https://Www.Ex.co.uk./",
+                                 "http://u:p@[::1]:8080/x?y", "http://h.example/p;sid=1?q"]))
+def test_c_key_matches_python_on_whatwg_hrefs(text: str, base: str) -> None:
+    _needs_twin()
+    for href in (urls.parse_url(text, base), urls.parse_url("http://" + text),
+                 urls.parse_url("https://a.example/" + text)):
+        if href is not None and href.startswith(("http://", "https://")):
+            _both_keys(href)
+    _both_keys(base + text)  # not a serialization at all: both must still agree
+
+
+@settings(max_examples=300, deadline=None)
+@given(url_text)
+def test_c_key_matches_python_on_arbitrary_text(raw: str) -> None:
+    _needs_twin()
+    href = urls.parse_url(raw)
+    if href is not None and href.startswith(("http://", "https://")):
+        _both_keys(href)
+    _both_keys(raw)
+
+
+def test_c_key_matches_python_on_wpt_urls() -> None:
+    cases = _wpt_cases()
+    if not cases:
+        pytest.skip("web-platform-tests urltestdata.json not present")
+    _needs_twin()
+    for case in cases:
+        href = urls.parse_url(case["input"], case.get("base") or None)
+        if href is not None and href.startswith(("http://", "https://")):
+            _both_keys(href)
+            _both_keys(href.upper().replace("HTTP", "http", 1))
