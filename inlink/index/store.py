@@ -152,7 +152,8 @@ class Store:
     # -- maintenance
 
     def compact(self) -> None:
-        """Rewrite links and events in target order, so a target's rows sit together.
+        """Rewrite links and events in target order (pages in key order), so the rows a
+        query needs sit together.
 
         DuckDB keeps min/max statistics per row group: once rows are sorted by target, a
         query for one target skips every row group that cannot hold it.
@@ -178,6 +179,8 @@ class Store:
 
 
 _SORT_ORDER = {
+    # pages by key: listings join referring pages by source_key (zone maps skip the rest)
+    "pages": "url_key",
     "links": "target_domain, target_host, target_key, source_key",
     "link_events": "target_domain, day, target_key",
 }

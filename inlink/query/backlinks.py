@@ -1,0 +1,312 @@
+"""Backlink listings: filter, order, group and page a target's links (seed 001 /all, /raw;
+seed 004 /backlinks/live), with signed key-set cursors that survive rows being added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from inlink import urls
+from inlink.errors import InvalidInput
+from inlink.index.store import Store
+from inlink.query import cursor as cursors
+from inlink.query.models import (
+    INDIRECT_KINDS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_ORDER_RULES,
+    Backlink,
+    BacklinkPage,
+    BacklinkQuery,
+    IndirectHop,
+    Mode,
+    Target,
+)
+from inlink.query.sql import (
+    FIELDS,
+    GROUP_FIELDS,
+    Ctx,
+    compile_filter,
+    context,
+    field,
+    kinds_sql,
+    scope_sql,
+    sort_sql,
+)
+
+#: Backlink's columns in dataclass order (group_count and indirect_path are added after).
+ROW_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Backlink) if f.name not in ("group_count",
+                                                                   "indirect_path"))
+_ALL_JOINS = {"sp", "rp", "rd"}
+#: Redirect chains longer than this are broken (docs/data-model.md: more than 5 hops).
+MAX_HOPS = 5
+
+
+def row_select(ctx: Ctx) -> str:
+    """The SELECT list of a full Backlink row over `l`, `sp`, `rp`, `rd`."""
+    return ", ".join(ctx.expr(FIELDS[name].sql) for name in ROW_FIELDS)
+
+
+def make_row(row: tuple[Any, ...], **extra: Any) -> Backlink:
+    return Backlink(*row, **extra)
+
+
+def status_sql(status: str) -> str:
+    if status == "live":
+        return "l.live"
+    if status == "lost":
+        return "NOT l.live"
+    if status == "all":
+        return "true"
+    raise InvalidInput("status", f"{status!r} is not one of live, lost, all")
+
+
+@dataclass(frozen=True, slots=True)
+class _Via:
+    """A page outside the scope that reaches it through redirect/canonical links."""
+
+    final_key: str
+    final_url: str
+    final_host: str
+    final_domain: str
+    path: tuple[IndirectHop, ...]
+
+
+def _in_scope(target: Target, key: str, host: str, domain: str) -> bool:
+    if target.mode is Mode.DOMAIN:
+        return domain == target.domain
+    if target.mode is Mode.HOST:
+        return host == target.host
+    return key == target.key
+
+
+def _via_pages(store: Store, target: Target) -> dict[str, _Via]:
+    """Pages that redirect (HTTP or meta refresh) or canonicalize into the target, following
+    chains up to MAX_HOPS; each with the in-scope page it ends at and the path to it.
+
+    The index keeps only the redirect/canonical link live on such a page
+    (docs/data-model.md), so a live link of those kinds is the page's current state.
+    """
+    kinds = sorted(INDIRECT_KINDS)
+    marks = ", ".join("?" for _ in kinds)
+    scope, params = scope_sql(target)
+    cols = ("l.source_key, l.source_url, l.source_host, l.source_domain, l.kind, l.target_key, "
+            "l.target_url, l.target_host, l.target_domain, sp.status")
+    rows = store.query(
+        f"SELECT {cols} FROM links l LEFT JOIN pages sp ON sp.url_key = l.source_key "
+        f"WHERE {scope} AND l.live AND l.kind IN ({marks}) AND l.source_key <> l.target_key",
+        [*params, *kinds])
+    via: dict[str, _Via] = {}
+    frontier: dict[str, tuple[str, str]] = {}   # key -> (domain) of pages added last hop
+    for skey, surl, shost, sdom, kind, tkey, turl, thost, tdom, status in rows:
+        if _in_scope(target, skey, shost, sdom) or skey in via:
+            continue
+        via[skey] = _Via(tkey, turl, thost, tdom, (IndirectHop(kind, surl, status),))
+        frontier[skey] = (sdom, surl)
+    for _ in range(MAX_HOPS - 1):
+        if not frontier:
+            break
+        keys = sorted(frontier)
+        domains = sorted({d for d, _ in frontier.values()})
+        rows = store.query(
+            f"SELECT {cols} FROM links l LEFT JOIN pages sp ON sp.url_key = l.source_key "
+            "WHERE l.target_domain IN (SELECT unnest(?::VARCHAR[])) "
+            "AND l.target_key IN (SELECT unnest(?::VARCHAR[])) "
+            f"AND l.live AND l.kind IN ({marks}) AND l.source_key <> l.target_key",
+            [domains, keys, *kinds])
+        nxt: dict[str, tuple[str, str]] = {}
+        for skey, surl, shost, sdom, kind, tkey, _turl, _th, _td, status in sorted(rows):
+            if _in_scope(target, skey, shost, sdom) or skey in via:
+                continue
+            inner = via[tkey]
+            via[skey] = _Via(inner.final_key, inner.final_url, inner.final_host,
+                             inner.final_domain, (IndirectHop(kind, surl, status), *inner.path))
+            nxt[skey] = (sdom, surl)
+        frontier = nxt
+    return via
+
+
+def _fingerprint(q: BacklinkQuery) -> str:
+    return cursors.fingerprint("backlinks", q.target.mode.value, q.target.value, q.filters,
+                               q.order, q.group, q.status, sorted(q.kinds), q.include_internal,
+                               q.include_indirect)
+
+
+def _validate(q: BacklinkQuery) -> None:
+    if not isinstance(q.limit, int) or not 1 <= q.limit <= MAX_LIMIT:
+        raise InvalidInput("limit", f"must be within 1..{MAX_LIMIT}, got {q.limit!r}")
+    if not isinstance(q.offset, int) or not 0 <= q.offset <= MAX_OFFSET:
+        raise InvalidInput("offset", f"must be within 0..{MAX_OFFSET}, got {q.offset!r}")
+    if q.cursor is not None and q.offset:
+        raise InvalidInput("offset", "cannot be combined with a cursor")
+    if len(q.order) > MAX_ORDER_RULES:
+        raise InvalidInput("order_by", f"at most {MAX_ORDER_RULES} sort rules")
+    if q.group is not None:
+        if q.group.field not in GROUP_FIELDS:
+            raise InvalidInput("group", f"cannot group by {q.group.field!r}; use one of "
+                                        f"{', '.join(sorted(GROUP_FIELDS))}")
+        if not isinstance(q.group.per, int) or not 1 <= q.group.per <= 1000:
+            raise InvalidInput("group", f"per must be within 1..1000, got {q.group.per!r}")
+
+
+def _after(n_keys: int, desc: list[bool], values: list[Any]) -> tuple[str, list[object]]:
+    """Key-set condition: rows strictly after `values` in the order (k0, k1, ..., _id)."""
+    ors: list[str] = []
+    params: list[object] = []
+    for i in range(n_keys):
+        terms = [f"_k{j} = ?" for j in range(i)]
+        params.extend(values[:i])
+        terms.append(f"_k{i} {'<' if desc[i] else '>'} ?")
+        params.append(values[i])
+        ors.append("(" + " AND ".join(terms) + ")")
+    return "(" + " OR ".join(ors) + ")", params
+
+
+class _Plan:
+    """The SQL of a listing: the matching rows with their sort keys (and group numbers)."""
+
+    def __init__(self, store: Store, q: BacklinkQuery, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.keys: list[str] = []
+        self.desc: list[bool] = []
+        joins: set[str] = set()
+        for o in q.order:
+            f = field(o.field, where="order_by")
+            if f.join:
+                joins.add(f.join)
+            if o.field != "link_id":
+                self.keys.append(ctx.expr(sort_sql(o.field)))
+                self.desc.append(o.desc)
+        # link_id makes the order total: the key-set cursor needs a unique last key.
+        self.keys.append("l.link_id")
+        self.desc.append(next((o.desc for o in q.order if o.field == "link_id"), False))
+        fsql, fparams, fjoins = compile_filter(q.filters, ctx)
+        joins |= fjoins
+        group_sql = "NULL"
+        if q.group is not None:
+            g = field(q.group.field, where="group")
+            if g.join:
+                joins.add(g.join)
+            group_sql = ctx.expr(g.sql)
+        base_cols = (", ".join(f"{k} AS _k{i}" for i, k in enumerate(self.keys))
+                     + f", l.target_domain AS _td, {group_sql} AS _g")
+        kinds, kparams = kinds_sql(q.kinds)
+        common = f"{status_sql(q.status)} AND {kinds} AND {fsql}"
+        scope, sparams = scope_sql(q.target)
+        internal = "" if q.include_internal else " AND NOT l.internal"
+        joined = ctx.joins(joins)
+        self.via: dict[str, _Via] = {}
+        parts = [f"SELECT {base_cols} FROM links l {joined} "
+                 f"WHERE {scope}{internal} AND {common}"]
+        params: list[object] = [*sparams, *kparams, *fparams]
+        if q.include_indirect:
+            self.via = _via_pages(store, q.target)
+        if self.via:
+            vkeys = sorted(self.via)
+            vdoms = sorted({urls.registrable_domain(urls.key_host(k)) for k in vkeys})
+            finals = [self.via[k].final_domain for k in vkeys]
+            vinternal = "" if q.include_internal else " AND l.source_domain <> v.final_domain"
+            parts.append(
+                f"SELECT {base_cols} FROM links l JOIN (SELECT unnest(?::VARCHAR[]) AS via_key, "
+                "unnest(?::VARCHAR[]) AS final_domain) v ON l.target_key = v.via_key "
+                f"{joined} WHERE l.target_domain IN (SELECT unnest(?::VARCHAR[])){vinternal} "
+                f"AND {common}")
+            params += [vkeys, finals, vdoms, *kparams, *fparams]
+        self.base = " UNION ALL ".join(parts)
+        self.params = params
+        order_cols = [f"_k{i} {'DESC' if d else 'ASC'}" for i, d in enumerate(self.desc)]
+        self.order_sql = ", ".join(order_cols)
+        if q.group is not None:
+            self.rows_sql = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY _g "
+                             f"ORDER BY {self.order_sql}) AS _rn, count(*) OVER "
+                             f"(PARTITION BY _g) AS _gc FROM ({self.base})) "
+                             f"WHERE _rn <= {int(q.group.per)}")
+        else:
+            self.rows_sql = f"SELECT *, NULL AS _gc FROM ({self.base})"
+
+
+def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = None,
+                   with_total: bool = True, now: float | None = None) -> BacklinkPage:
+    """One page of a target's backlinks; `next_cursor` continues after its last row.
+
+    The cursor is signed with `secret` (a server passes its persisted secret; without one a
+    per-process secret is used) and is rejected for any other query; it pins the rank run
+    the first page read, so rank orders stay stable across pages.
+    """
+    _validate(q)
+    fp = _fingerprint(q)
+    state = cursors.decode(q.cursor, fp, secret, now=now) if q.cursor is not None else None
+    ctx = context(store, state.run_id) if state else context(store)
+    plan = _Plan(store, q, ctx)
+    where, wparams = "true", list[Any]()
+    if state is not None:
+        if len(state.key) != len(plan.keys):
+            raise InvalidInput("cursor", "cursor does not match this query's order")
+        where, wparams = _after(len(plan.keys), plan.desc, state.key)
+    sql = (f"SELECT {', '.join(f'_k{i}' for i in range(len(plan.keys)))}, _td, _gc "
+           f"FROM ({plan.rows_sql}) WHERE {where} ORDER BY {plan.order_sql} LIMIT ? OFFSET ?")
+    hits = store.query(sql, [*plan.params, *wparams, q.limit + 1, q.offset])
+    more = len(hits) > q.limit
+    hits = hits[: q.limit]
+    n = len(plan.keys)
+    ids = [int(h[n - 1]) for h in hits]
+    rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}))
+    out: list[Backlink] = []
+    for h, lid in zip(hits, ids, strict=True):
+        row = rows[lid]
+        gc = None if h[n + 1] is None else int(h[n + 1])
+        via = plan.via.get(row.target_key)
+        if via is not None and not _in_scope(q.target, row.target_key, row.target_host,
+                                             row.target_domain):
+            row = dataclasses.replace(row, target_key=via.final_key, target_url=via.final_url,
+                                      target_host=via.final_host,
+                                      target_domain=via.final_domain,
+                                      internal=row.source_domain == via.final_domain,
+                                      indirect_path=via.path)
+        out.append(dataclasses.replace(row, group_count=gc) if gc is not None else row)
+    next_cursor = None
+    if more and hits:
+        last = list(hits[-1][:n])
+        next_cursor = cursors.encode(cursors.CursorState(fp, ctx.run_id, last,
+                                                         time.time() if now is None else now),
+                                     secret)
+    total = None
+    if with_total:
+        total = int(store.query(f"SELECT count(*) FROM ({plan.rows_sql})", plan.params)[0][0])
+    return BacklinkPage(q.target, out, total, next_cursor)
+
+
+def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> dict[int, Backlink]:
+    """Full rows for the link ids of a page (target domains given so zone maps prune)."""
+    if not ids:
+        return {}
+    sql = (f"SELECT {row_select(ctx)} FROM links l {ctx.joins(_ALL_JOINS)} "
+           "WHERE l.target_domain IN (SELECT unnest(?::VARCHAR[])) "
+           "AND l.link_id IN (SELECT unnest(?::BIGINT[]))")
+    return {int(r[0]): make_row(r) for r in store.query(sql, [domains, ids])}
+
+
+def count_backlinks_matching(store: Store, q: BacklinkQuery) -> int:
+    """How many rows a listing query matches (after grouping), without fetching any."""
+    _validate(q)
+    plan = _Plan(store, q, context(store))
+    return int(store.query(f"SELECT count(*) FROM ({plan.rows_sql})", plan.params)[0][0])
+
+
+def iter_backlinks(store: Store, q: BacklinkQuery, *, page_size: int = 10_000,
+                   secret: bytes | None = None) -> Iterator[Backlink]:
+    """Every row of a listing, page by page through cursors (exports, the CLI)."""
+    page = find_backlinks(store, dataclasses.replace(q, limit=page_size, cursor=None),
+                          secret=secret, with_total=False)
+    while True:
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        page = find_backlinks(store, dataclasses.replace(q, limit=page_size,
+                                                         cursor=page.next_cursor),
+                              secret=secret, with_total=False)
