@@ -317,6 +317,63 @@ def _mount_world() -> None:
 _mount_world()
 
 
+# ---------------------------------------------------------------- serve, keys
+
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    as_of: AsOf = None,
+) -> None:
+    """Serve the HTTP APIs (SE Ranking Data API at /v1/backlinks, OpenAPI at /docs)."""
+    import uvicorn
+
+    from inlink.api.app import create_app
+    from inlink.settings import parse_date
+
+    settings = _settings(ctx)
+    if as_of is not None:
+        settings = Settings.from_env(db=settings.db, as_of=parse_date(as_of, "--as-of"))
+    err.print(f"serving {settings.db} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+keys_app = typer.Typer(help="API keys and their credits (stored hashed in the index file).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create_command(
+    ctx: typer.Context,
+    dialect: Annotated[str, typer.Option(help="Which API the key is for: data (SE Ranking "
+                                              "Data API, a UUID) or project (40 hex).")],
+    credits: Annotated[int, typer.Option(min=0, help="Starting credit balance.")] = 0,
+    label: Annotated[str | None, typer.Option(help="A note to tell keys apart.")] = None,
+) -> None:
+    """Create a key and print it on stdout (it is shown once: only its hash is kept)."""
+    from inlink.api.keys import create_key
+
+    with _open_store(_settings(ctx)) as store:
+        key = create_key(store, dialect, credits, label=label)
+    err.print(f"created a {dialect} key with {credits} credits")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list_command(ctx: typer.Context) -> None:
+    """List keys (prefix, dialect, balance, created), one JSON object per line."""
+    from inlink.api.keys import list_keys
+
+    with _open_store(_settings(ctx)) as store:
+        for k in list_keys(store):
+            typer.echo(json.dumps({"key_prefix": k.key_prefix, "dialect": k.dialect,
+                                   "balance": k.balance, "created_at": k.created_at.isoformat(),
+                                   "label": k.label}))
+
+
 # ---------------------------------------------------------------- demo
 
 

@@ -1,0 +1,173 @@
+"""The one ASGI app (`create_app(settings)`): opens the store once, mounts each dialect's
+endpoints, checks keys and charges credits, renders json/xml, and turns every error into the
+dialect's own envelope (never a stack trace)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from inlink import __version__
+from inlink.api import keys
+from inlink.api.dialects import seranking_data as data
+from inlink.api.errors import MethodNotAllowed, Unauthorized, UnknownEndpoint
+from inlink.api.output import check_output, render
+from inlink.api.params import Params
+from inlink.errors import InlinkError, InvalidInput, OutOfCredits
+from inlink.index.store import Store
+from inlink.settings import Settings
+
+log = logging.getLogger("inlink.api")
+
+#: Response headers that say what a call cost and what the key has left (docs/api.md).
+COST_HEADER = "X-Credits-Cost"
+REMAINING_HEADER = "X-Credits-Remaining"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The server: `uvicorn` runs it (`inlink serve`); tests drive it with TestClient."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.db, memory_limit=settings.memory_limit)
+        try:
+            keys.ensure_schema(store)
+            app.state.store = store
+            app.state.secret = keys.load_secret(store)
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="inlink", version=__version__, lifespan=lifespan, docs_url="/docs",
+                  description="Self-hosted backlink index; SE Ranking Data API dialect at "
+                              "/v1/backlinks (see docs/api.md and docs/compat.md).")
+
+    @app.get("/healthz", tags=["inlink"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for ep in data.ENDPOINTS:
+        handler = _handler(settings, ep)
+        for method in ep.methods:  # one route per method: OpenAPI wants unique operation ids
+            app.add_api_route(data.PREFIX + ep.path, handler, methods=[method],
+                              operation_id=f"{handler.__name__}_{method.lower()}",
+                              summary=ep.summary, tags=["SE Ranking Data API"],
+                              description=f"Cost: {ep.cost} credits per target (seed 001).",
+                              response_class=Response)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        if status == 405:
+            err: InlinkError = MethodNotAllowed(f"{request.method} is not supported on "
+                                                f"{request.url.path}")
+        elif status == 404:
+            err = UnknownEndpoint(f"no endpoint at {request.url.path}")
+        else:
+            err = InlinkError(str(getattr(exc, "detail", "")))
+        return _error_response(request, err)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return _error_response(request, InvalidInput("request", str(exc)))
+
+    async def any_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error_response(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, any_error)
+    return app
+
+
+def _fmt_of(request: Request) -> str:
+    try:
+        return check_output(request.query_params.get("output"))
+    except InvalidInput:
+        return "json"
+
+
+def _error_response(request: Request, exc: BaseException,
+                    headers: dict[str, str] | None = None) -> Response:
+    status, body = data.render_error(exc)
+    content, media_type = render(body, _fmt_of(request))
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Token"}
+    return Response(content, status_code=status, media_type=media_type, headers=headers)
+
+
+def _api_key(request: Request) -> str:
+    """The key from `?apikey=` (any case: the seed writes apiKey too) or `Authorization:
+    Token KEY`."""
+    for name, value in request.query_params.multi_items():
+        if name.lower() == "apikey" and value.strip():
+            return value.strip()
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "token" and value.strip():
+        return value.strip()
+    raise Unauthorized("missing API key: pass ?apikey=KEY or the header "
+                       "'Authorization: Token KEY'", "apikey")
+
+
+async def _params(request: Request) -> Params:
+    query = [(k, v) for k, v in request.query_params.multi_items() if k.lower() != "apikey"]
+    body: dict[str, Any] | None = None
+    if request.method == "POST":
+        raw = await request.body()
+        if raw.strip():
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                raise InvalidInput("body", "the POST body must be a JSON object") from None
+            if not isinstance(parsed, dict):
+                raise InvalidInput("body", "the POST body must be a JSON object")
+            body = parsed
+    return Params(query, body, data.ALIASES)
+
+
+def _handler(settings: Settings, ep: data.Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        try:
+            return await _serve(request, settings, ep)
+        except Exception as exc:  # every error in the dialect's envelope
+            if not isinstance(exc, InlinkError):
+                log.exception("unhandled error on %s", request.url.path)
+            return _error_response(request, exc)
+
+    handle.__name__ = "seranking_data_" + ep.path.strip("/").replace("/", "_").replace("-", "_")
+    return handle
+
+
+async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Response:
+    store: Store = request.app.state.store
+    key = _api_key(request)
+    known = await asyncio.to_thread(keys.lookup, store, key)
+    if known is None or known[0] != data.DIALECT:
+        raise Unauthorized("unknown API key (Data API keys are UUIDs; Project API keys are "
+                           "not accepted here)", "apikey")
+    params = await _params(request)
+    fmt = check_output(params.text("output"))
+    ctx = data.Context(settings.today(), request.app.state.secret)
+    prepared = ep.parse(params, ctx)
+    cost = ep.cost * prepared.targets
+    if known[1] < cost:  # cheap early refusal; the charge below is the real check
+        raise OutOfCredits(cost, known[1])
+    result = await asyncio.to_thread(prepared.run, store)
+    # Charged only for an answer: the conditional UPDATE refuses if a concurrent call spent
+    # the balance meanwhile, and nothing is returned then.
+    remaining = await asyncio.to_thread(keys.charge, store, key, cost)
+    content, media_type = render(result, fmt)
+    return Response(content, media_type=media_type,
+                    headers={COST_HEADER: str(cost), REMAINING_HEADER: str(remaining)})
+
+
+__all__ = ["COST_HEADER", "REMAINING_HEADER", "create_app"]
