@@ -39,6 +39,8 @@ def _lookup_path(target: str) -> str:
         target = rest[slash:] if slash >= 0 else "/"
     target = target.split("#", 1)[0]
     path, _, query = target.partition("?")
+    if "%" not in path:
+        return _drop_session_params(path or "/", query)
     out: list[str] = []
     i = 0
     while i < len(path):  # decode %XX only for unreserved characters (RFC 3986 2.3)
@@ -50,7 +52,10 @@ def _lookup_path(target: str) -> str:
                 continue
         out.append(path[i])
         i += 1
-    path = "".join(out) or "/"
+    return _drop_session_params("".join(out) or "/", query)
+
+
+def _drop_session_params(path: str, query: str) -> str:
     if query:
         params = [p for p in query.split("&")
                   if p and p.split("=", 1)[0].lower() not in SESSION_PARAMS]
@@ -80,6 +85,8 @@ class WorldServer:
         idle_timeout: float = 10.0,
         trickle_max: float = 8.0,
         slow_delay: float | None = None,
+        cache_bytes: int = 0,
+        prerender: bool = False,
     ) -> None:
         world.date_of(day)
         self.world = world
@@ -91,6 +98,13 @@ class WorldServer:
         self.slow_delay = slow_delay
         self.stats = ServerStats()
         self._render = renderer(world)
+        # Responses by (host, path, day), up to `cache_bytes` of bodies: a response only
+        # depends on those (the world does not change while served), so serving from the
+        # cache is identical, and benchmarks measure the crawler rather than page rendering.
+        self.cache_bytes = cache_bytes
+        self.prerender = prerender
+        self._cache: dict[tuple[int, str, int], Response] = {}
+        self._cached = 0
         self._servers: list[asyncio.base_events.Server] = []
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -145,7 +159,21 @@ class WorldServer:
             raise
         return socks
 
+    def prerender_day(self, day: int | None = None) -> int:
+        """Render every robots.txt and page of `day` (default: the served day) into the cache,
+        until `cache_bytes` is reached; returns how many responses are cached."""
+        w = self.world
+        day = self.day if day is None else day
+        for h in range(w.n_hosts):
+            for path in ["/robots.txt", *(w.paths[p] for p in w.host_pages(h))]:
+                if self._cached >= self.cache_bytes:
+                    return len(self._cache)
+                self._respond_cached(h, _lookup_path(path), day)
+        return len(self._cache)
+
     async def start(self) -> None:
+        if self.prerender:
+            self.prerender_day()
         self._raise_fd_limit()
         self._sem = asyncio.Semaphore(self.max_connections)
         rnd = random.Random()
@@ -195,7 +223,22 @@ class WorldServer:
             # Virtual hosting is per address: a host is only served on its own IP.
             return Response(421, [("Content-Type", "text/plain")], b"misdirected request\n")
         path = _lookup_path(target)
-        day = self.day
+        if self.cache_bytes:
+            return self._respond_cached(h, path, self.day)
+        return self._respond(h, path, self.day)
+
+    def _respond_cached(self, h: int, path: str, day: int) -> Response:
+        key = (h, path, day)
+        resp = self._cache.get(key)
+        if resp is None:
+            resp = self._respond(h, path, day)
+            if self._cached + len(resp.body) <= self.cache_bytes:
+                self._cache[key] = resp
+                self._cached += len(resp.body)
+        return resp
+
+    def _respond(self, h: int, path: str, day: int) -> Response:
+        w = self.world
         if path == "/robots.txt":
             resp = self._render.robots(h, day)
         else:
