@@ -33,6 +33,7 @@ class Settings:
     db: Path = field(default_factory=lambda: Path(DEFAULT_DB))
     as_of: dt.date | None = None
     memory_limit: str | None = "1GB"
+    export_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -45,8 +46,15 @@ class Settings:
             settings = replace(settings, as_of=parse_date(as_of, "INLINK_AS_OF"))
         if limit := env.get("INLINK_MEMORY_LIMIT"):
             settings = replace(settings, memory_limit=parse_memory_limit(limit))
+        if export_dir := env.get("INLINK_EXPORT_DIR"):
+            settings = replace(settings, export_dir=Path(export_dir))
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
+
+    def exports_path(self) -> Path:
+        """The folder for API export files: `export_dir`, else `<db stem>-exports` beside
+        the index file."""
+        return self.export_dir or self.db.with_name(self.db.stem + "-exports")
 
     def today(self) -> dt.date:
         """The clock: `as_of` when set (tests, demos, back-fills), else the UTC date."""

@@ -13,13 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inlink import __version__
 from inlink.api import keys
 from inlink.api.dialects import seranking_data as data
 from inlink.api.errors import MethodNotAllowed, Unauthorized, UnknownEndpoint
+from inlink.api.exports import Exports
 from inlink.api.output import check_output, render
 from inlink.api.params import Params
 from inlink.errors import InlinkError, InvalidInput, OutOfCredits
@@ -39,12 +40,18 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.db, memory_limit=settings.memory_limit)
+        exports: Exports | None = None
         try:
             keys.ensure_schema(store)
             app.state.store = store
             app.state.secret = keys.load_secret(store)
+            exports = Exports(store, settings.exports_path(), app.state.secret)
+            exports.start()
+            app.state.exports = exports
             yield
         finally:
+            if exports is not None:
+                exports.stop()
             store.close()
 
     app = FastAPI(title="inlink", version=__version__, lifespan=lifespan, docs_url="/docs",
@@ -63,6 +70,24 @@ def create_app(settings: Settings) -> FastAPI:
                               summary=ep.summary, tags=["SE Ranking Data API"],
                               description=f"Cost: {ep.cost} credits per target (seed 001).",
                               response_class=Response)
+
+    @app.get("/export/{token}/{file_name}", tags=["SE Ranking Data API"],
+             summary="Download a finished export (.csv.gz)", response_class=Response,
+             description="The `download_file` URL that /v1/backlinks/export/status returns "
+                         "to the export's owner. If an API key is sent too, it must be the "
+                         "owner's.")
+    async def export_download(token: str, file_name: str, request: Request) -> Response:
+        exports: Exports = request.app.state.exports
+        try:
+            key = _api_key(request)
+        except Unauthorized:
+            key = None
+        path = await asyncio.to_thread(exports.download_path, token, file_name,
+                                       None if key is None else keys.hash_key(key))
+        if path is None:
+            return _error_response(request, UnknownEndpoint("no such export file (unknown, "
+                                                            "expired or not yours)"))
+        return FileResponse(path, media_type="application/gzip", filename=file_name)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
@@ -156,15 +181,19 @@ async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Res
                            "not accepted here)", "apikey")
     params = await _params(request)
     fmt = check_output(params.text("output"))
-    ctx = data.Context(settings.today(), request.app.state.secret)
+    ctx = data.Context(settings.today(), request.app.state.secret, keys.hash_key(key),
+                       request.app.state.exports, str(request.base_url).rstrip("/"))
     prepared = ep.parse(params, ctx)
     cost = ep.cost * prepared.targets
     if known[1] < cost:  # cheap early refusal; the charge below is the real check
         raise OutOfCredits(cost, known[1])
-    result = await asyncio.to_thread(prepared.run, store)
-    # Charged only for an answer: the conditional UPDATE refuses if a concurrent call spent
-    # the balance meanwhile, and nothing is returned then.
-    remaining = await asyncio.to_thread(keys.charge, store, key, cost)
+    if prepared.charged is not None:
+        result, cost, remaining = await asyncio.to_thread(prepared.charged, store, cost)
+    else:
+        result = await asyncio.to_thread(prepared.run, store)
+        # Charged only for an answer: the conditional UPDATE refuses if a concurrent call
+        # spent the balance meanwhile, and nothing is returned then.
+        remaining = await asyncio.to_thread(keys.charge, store, key, cost)
     content, media_type = render(result, fmt)
     return Response(content, media_type=media_type,
                     headers={COST_HEADER: str(cost), REMAINING_HEADER: str(remaining)})

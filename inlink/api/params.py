@@ -37,14 +37,15 @@ class Params:
         return self._aliases.get(k, k)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._values
+        return self._name(name) in self._values
 
     def all(self, name: str) -> list[Any]:
-        return list(self._values.get(name, []))
+        return list(self._values.get(self._name(name), []))
 
     def get(self, name: str) -> Any:
-        """The value of a single-valued parameter (None if absent); repeats are an error."""
-        vals = self._values.get(name)
+        """The value of a single-valued parameter (None if absent); repeats are an error.
+        Errors name the parameter as the caller spells it (the seed's `histogramMode`)."""
+        vals = self._values.get(self._name(name))
         if not vals:
             return None
         if len(vals) > 1 and any(v != vals[0] for v in vals[1:]):

@@ -16,7 +16,7 @@ from inlink.query.aggregates import (
     refdomain_rank_distribution,
     summarize,
 )
-from inlink.query.authority import authority, page_authority_history
+from inlink.query.authority import authority, domain_authority_history, page_authority_history
 from inlink.query.backlinks import count_backlinks_matching, find_backlinks, iter_backlinks
 from inlink.query.history import (
     history_counts,
@@ -63,7 +63,8 @@ __all__ = [
     "FilterExpr", "FilterGroup", "GroupBy", "GroupRow", "HistoryQuery", "HistoryRow",
     "IndirectHop", "Metrics", "Mode", "Op", "Order", "RefDomain", "RefDomainChange", "Summary",
     "Target", "all_of", "any_of", "authority", "count_backlinks", "count_backlinks_matching",
-    "count_ips", "count_refdomains", "count_subnets", "find_backlinks", "history_counts",
+    "count_ips", "count_refdomains", "count_subnets", "domain_authority_history",
+    "find_backlinks", "history_counts",
     "history_cumulative", "indexed_pages", "iter_backlinks", "list_anchors", "list_history",
     "list_referring_ips", "list_refdomains", "metrics", "page_authority_history",
     "refdomain_rank_distribution", "refdomains_history", "refdomains_history_counts",

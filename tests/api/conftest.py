@@ -19,6 +19,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from inlink.api.app import create_app
+from inlink.api.exports import Exports
 from inlink.api.keys import create_key
 from inlink.index.crawljob import CrawlOptions, crawl
 from inlink.index.store import Store
@@ -48,7 +49,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
                                    timeout=3.0, read_timeout=2.0, extract_mode="thread",
                                    country=False)
             crawl(store, world.seeds(), options, Settings(db=db, as_of=world.date_of(day)))
-        run_rank(store, Settings(db=db, as_of=world.date_of(DAYS)))
+            # a rank run per day, so the authority history endpoints have a history
+            run_rank(store, Settings(db=db, as_of=world.date_of(day)))
         store.compact()
     return Built(world, db, world.date_of(DAYS))
 
@@ -60,6 +62,7 @@ class Api:
     key: str
     today: dt.date
     world: World
+    exports: Exports
 
     def new_key(self, credits: int, dialect: str = "data") -> str:
         return create_key(self.store, dialect, credits)
@@ -71,4 +74,4 @@ def api(built: Built) -> Iterator[Api]:
     with TestClient(app, raise_server_exceptions=False) as client:
         store: Store = app.state.store
         key = create_key(store, "data", 10**9)
-        yield Api(client, store, key, built.today, built.world)
+        yield Api(client, store, key, built.today, built.world, app.state.exports)

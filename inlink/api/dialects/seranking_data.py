@@ -6,12 +6,14 @@ Choices where the seed is silent or contradicts itself are listed in docs/compat
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from inlink import query as q
+from inlink.api import exports as ex
 from inlink.api.errors import message_of, param_of, status_of
 from inlink.api.params import Params
 from inlink.errors import InvalidInput
@@ -49,14 +51,27 @@ Runner = Callable[[Store], Data]
 class Context:
     today: dt.date
     secret: bytes
+    key_hash: str = ""                 # the caller's key (hashed): owner of its exports
+    exports: ex.Exports | None = None  # the server's export tasks
+    base_url: str = ""                 # scheme://host[:port] the caller reached us at
+
+
+#: Answers a request and charges for it in one step: (data, cost charged, balance left).
+SelfCharging = Callable[[Store, int], tuple[Data, int, int]]
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A parsed request: how many targets it is charged for and how to answer it."""
+    """A parsed request: how many targets it is charged for and how to answer it.
+
+    Most endpoints are charged by the app after `run` answers; an endpoint whose charge
+    depends on what it does (export: a `rejected` task costs nothing) sets `charged`, which
+    answers and charges atomically and is called instead of `run`.
+    """
 
     targets: int
     run: Runner
+    charged: SelfCharging | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +468,208 @@ def _history_cumulative(p: Params, ctx: Context) -> Prepared:
     return Prepared(1, run)
 
 
+def _refdomains_history(p: Params, ctx: Context) -> Prepared:
+    (target,) = _targets(p, batch=False)
+    date_from, date_to = _dates(p, ctx)
+    event = p.text("new_lost_type", choices=("new", "lost"))
+    order_by = _HISTORY_ORDER[p.text("order_by", "new_lost_date", choices=_HISTORY_ORDER)
+                              or ""]
+    limit = _limit(p)
+
+    def run(store: Store) -> Data:
+        rows = q.refdomains_history(store, target, date_from, date_to,
+                                    event=event,  # type: ignore[arg-type]
+                                    order_by=order_by, limit=limit)  # type: ignore[arg-type]
+        return {"new_lost_refdomains": [{
+            "new_lost_date": _day(r.day), "new_lost_type": r.event, "refdomain": r.domain,
+            "backlinks": r.backlinks, "dofollow_backlinks": r.dofollow_backlinks,
+            "first_seen": _day(r.first_seen), "domain_inlink_rank": r.domain_inlink_rank}
+            for r in rows]}
+
+    return Prepared(1, run)
+
+
+def _refdomains_history_count(p: Params, ctx: Context) -> Prepared:
+    (target,) = _targets(p, batch=False)
+    date_from, date_to = _dates(p, ctx)
+    event = p.text("new_lost_type", choices=("new", "lost"))
+
+    def run(store: Store) -> Data:
+        days = q.refdomains_history_counts(store, target, date_from, date_to,
+                                           event=event)  # type: ignore[arg-type]
+        return {"new_lost_refdomains_count": [{"date": _day(d.day), "new": d.new,
+                                               "lost": d.lost} for d in reversed(days)]}
+
+    return Prepared(1, run)
+
+
+# ---------------------------------------------------------------- authority
+
+def _authority_targets(p: Params) -> list[Target]:
+    """Targets of the authority endpoints: the seed gives them no `mode`, so a target with a
+    scheme is a page (url) and one without is a host; an explicit `mode` wins."""
+    if "mode" in p and p.get("mode") not in (None, ""):
+        return _targets(p, batch=True)
+    given = p.all("target")
+    if not given:
+        raise InvalidInput("target", "is required: a root domain, host or URL")
+    if len(given) > MAX_TARGETS:
+        raise InvalidInput("target", f"at most {MAX_TARGETS} targets per request, "
+                                     f"got {len(given)}")
+    out = []
+    for t in given:
+        if not isinstance(t, str):
+            raise InvalidInput("target", f"expected a string, got {t!r}")
+        has_scheme = "://" in t.strip()[:12]
+        out.append(resolve_target(t, "url" if has_scheme else "host"))
+    return out
+
+
+def _single_authority_target(p: Params) -> list[Target]:
+    if len(p.all("target")) > 1:
+        raise InvalidInput("target", "this endpoint takes a single target")
+    return _authority_targets(p)
+
+
+def _site_of(t: Target) -> str:
+    """scheme://host of a URL target, else the host or domain (seed /authority/domain rows)."""
+    given = t.given.strip()
+    if t.mode is q.Mode.URL and "://" in given:
+        return given.split("://", 1)[0].lower() + "://" + (t.host or t.domain)
+    return t.host or t.value
+
+
+def _authority(p: Params, ctx: Context) -> Prepared:
+    targets = _authority_targets(p)
+
+    def run(store: Store) -> Data:
+        return {"pages": [{"url": a.url, "inlink_rank": a.inlink_rank,
+                           "domain_inlink_rank": a.domain_inlink_rank}
+                          for a in q.authority(store, targets)]}
+
+    return Prepared(len(targets), run)
+
+
+def _authority_page(p: Params, ctx: Context) -> Prepared:
+    targets = _authority_targets(p)
+
+    def run(store: Store) -> Data:
+        return {"pages": [{"url": a.url, "inlink_rank": a.inlink_rank}
+                          for a in q.authority(store, targets)]}
+
+    return Prepared(len(targets), run)
+
+
+def _authority_domain(p: Params, ctx: Context) -> Prepared:
+    targets = _authority_targets(p)
+
+    def run(store: Store) -> Data:
+        return {"pages": [{"url": _site_of(a.target), "domain_inlink_rank": a.domain_inlink_rank}
+                          for a in q.authority(store, targets)]}
+
+    return Prepared(len(targets), run)
+
+
+def _distribution(p: Params, ctx: Context) -> Prepared:
+    (target,) = _targets(p, batch=False)
+    per = p.text("histogramMode", "host", choices=("domain", "host")) or "host"
+
+    def run(store: Store) -> Data:
+        rows = q.refdomain_rank_distribution(store, target, per=per)  # type: ignore[arg-type]
+        return {"histogram": [{"domain_inlink_rank": r, "refdomains": n} for r, n in rows]}
+
+    return Prepared(1, run)
+
+
+def _rank_history_params(p: Params, ctx: Context) -> tuple[dt.date, dt.date, str]:
+    """date_from (default: a month before today), date_to (today), granularity."""
+    today = ctx.today
+    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    month_ago = today.replace(year=year, month=month,
+                              day=min(today.day, calendar.monthrange(year, month)[1]))
+    date_from = p.date("date_from", month_ago)
+    date_to = p.date("date_to", today)
+    if date_from > date_to:
+        raise InvalidInput("date_from", f"{date_from} is after date_to {date_to}")
+    granularity = p.text("granularity", "by_day", choices=("by_day", "by_week", "by_month"))
+    return date_from, date_to, granularity or "by_day"
+
+
+def _rank_points(points: list[Any], date_from: dt.date, field: str) -> list[Data]:
+    # Newest first, as the seed's example; a bucket that starts before the range is dated
+    # by the range's first day ("the first record corresponds to the first day of the
+    # requested range").
+    return [{"date": max(pt.day, date_from).isoformat(), field: pt.inlink_rank}
+            for pt in reversed(points)]
+
+
+def _page_history(p: Params, ctx: Context) -> Prepared:
+    (target,) = _single_authority_target(p)
+    date_from, date_to, granularity = _rank_history_params(p, ctx)
+
+    def run(store: Store) -> Data:
+        points = q.page_authority_history(store, target, date_from, date_to,
+                                          granularity)  # type: ignore[arg-type]
+        return {"ranks": _rank_points(points, date_from, "inlink_rank")}
+
+    return Prepared(1, run)
+
+
+def _domain_history(p: Params, ctx: Context) -> Prepared:
+    (target,) = _single_authority_target(p)
+    date_from, date_to, granularity = _rank_history_params(p, ctx)
+
+    def run(store: Store) -> Data:
+        points = q.domain_authority_history(store, target, date_from, date_to,
+                                            granularity)  # type: ignore[arg-type]
+        return {"ranks": _rank_points(points, date_from, "domain_inlink_rank")}
+
+    return Prepared(1, run)
+
+
+# ---------------------------------------------------------------- export
+
+def _export(p: Params, ctx: Context) -> Prepared:
+    (target,) = _targets(p, batch=False)
+    exports = ctx.exports
+    if exports is None:
+        raise InvalidInput("export", "exports are not enabled on this server")
+
+    def charged(store: Store, cost: int) -> tuple[Data, int, int]:
+        sub = exports.submit(ctx.key_hash, target, cost)
+        if sub.status == ex.REJECTED:
+            return ({"task_status": ex.REJECTED, "message": "a previous export of this key "
+                     "is still being processed; wait for it to complete"},
+                    sub.cost, sub.remaining)
+        return {"task_status": sub.status, "task_id": sub.task_id}, sub.cost, sub.remaining
+
+    def run(store: Store) -> Data:  # not used: `charged` answers
+        raise AssertionError("export is self-charging")
+
+    return Prepared(1, run, charged)
+
+
+def _export_status(p: Params, ctx: Context) -> Prepared:
+    task_id = p.text("task_id")
+    if task_id is None:
+        raise InvalidInput("task_id", "is required: the task_id the export request returned")
+    exports = ctx.exports
+
+    def run(store: Store) -> Data:
+        task = None if exports is None else exports.status(ctx.key_hash, task_id)
+        if task is None:
+            return {"task_status": ex.UNKNOWN, "task_id": task_id}
+        out: Data = {"task_status": task.status, "task_id": task.task_id}
+        if task.status == ex.COMPLETE and exports is not None:
+            out["download_file"] = (f"{ctx.base_url}/export/{exports.token(task.task_id)}/"
+                                    f"{task.file_name}")
+        elif task.status == ex.FAILED:
+            out["message"] = task.error or "the export failed"
+        return out
+
+    return Prepared(1, run)
+
+
 # ---------------------------------------------------------------- the endpoint table
 
 _GP = ("GET", "POST")
@@ -481,4 +698,22 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "Live backlinks at the end of each day"),
     Endpoint("/indexed-pages", 1, _GP, _grouped(q.indexed_pages, "pages", "url"),
              "Target pages with backlinks"),
+    Endpoint("/refdomains/history", 1, _GP, _refdomains_history,
+             "New and lost referring domains"),
+    Endpoint("/refdomains/history/count", 100, _GP, _refdomains_history_count,
+             "Daily count of new and lost referring domains"),
+    Endpoint("/export", 1, ("GET",), _export,
+             "Export every backlink as a .csv.gz (asynchronous task)"),
+    Endpoint("/export/status", 0, ("GET",), _export_status,
+             "Status of an export task, with its download URL when complete"),
+    Endpoint("/authority", 100, _GP, _authority,
+             "InLink Rank and Domain InLink Rank (batch)"),
+    Endpoint("/authority/domain", 10, _GP, _authority_domain, "Domain InLink Rank (batch)"),
+    Endpoint("/authority/domain/distribution", 1, ("GET",), _distribution,
+             "Domain InLink Rank distribution of the referring domains or hosts"),
+    Endpoint("/authority/domain/history", 1, ("GET",), _domain_history,
+             "Domain InLink Rank over time (inlink extension)"),
+    Endpoint("/authority/page", 10, _GP, _authority_page, "InLink Rank of pages (batch)"),
+    Endpoint("/authority/page/history", 1, ("GET",), _page_history,
+             "InLink Rank of a page over time"),
 )
