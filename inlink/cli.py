@@ -385,9 +385,12 @@ def demo_command(
                                        help="Number of hosts in the synthetic web.")] = 300,
     duration: Annotated[float | None, typer.Option(
         min=0, help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port of the API on 127.0.0.1 "
+                                      "(0 or a taken port: any free one).")] = 8000,
 ) -> None:
     """Build an index from the bundled synthetic web (3 days of crawls), rank it, check it
-    against the web's ground truth, and keep the web served on loopback."""
+    against the web's ground truth, create a demo key and serve the API and the web on
+    loopback, printing ready-to-paste curl lines."""
     import os
 
     from inlink.demo import DEMO_DB, run_demo
@@ -395,7 +398,8 @@ def demo_command(
     settings = _settings(ctx)
     if ctx.find_root().params.get("db") is None and not os.environ.get("INLINK_DB"):
         settings = Settings.from_env(db=Path(DEMO_DB))
-    figures = run_demo(settings, seed=seed, hosts=hosts, duration=duration, console=err)
+    figures = run_demo(settings, seed=seed, hosts=hosts, duration=duration, console=err,
+                       port=port)
     typer.echo(json.dumps(figures))
 
 

@@ -1,14 +1,18 @@
 """`inlink demo`: the one-command first run on the bundled synthetic web.
 
 Builds a small world, serves it on loopback addresses, crawls it as of three consecutive days
-into an index, ranks it, checks the index against the world's own ground truth, shows what it
-found, and keeps the world served until stopped.
+into an index, ranks it after each day (so authority has a history), checks the index against
+the world's own ground truth, shows what it found, creates a demo API key, serves the API on
+loopback and prints ready-to-paste curl lines; the world and the API stay served until stopped.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,11 +27,22 @@ if TYPE_CHECKING:
 
 DEMO_DB = "inlink-demo.duckdb"
 DEMO_DAYS = 3
+DEMO_PORT = 8000
+DEMO_CREDITS = 1_000_000
+
+#: Called once the API answers, with its base URL and the demo key (the demo's test uses it).
+OnReady = Callable[[str, str], None]
 
 
 def run_demo(settings: Settings, *, seed: int = 1, hosts: int = 300,
-             duration: float | None = None, console: Console | None = None) -> dict[str, int]:
-    """Run the demo; returns the figures it printed (used by its test)."""
+             duration: float | None = None, console: Console | None = None,
+             port: int = DEMO_PORT, on_ready: OnReady | None = None) -> dict[str, int]:
+    """Run the demo; returns the figures it printed (used by its test).
+
+    `port` is where the API listens on 127.0.0.1 (0: any free port); when it is taken the
+    demo says so and takes a free one instead.
+    """
+    from inlink.api.keys import create_key
     from inlink.index.crawljob import crawl
     from inlink.index.store import Store
     from inlink.rank import run_rank
@@ -66,30 +81,100 @@ def run_demo(settings: Settings, *, seed: int = 1, hosts: int = 300,
                       f"({failed} failed, {summary.robots_disallowed} disallowed by robots.txt) "
                       f"in {summary.seconds:.1f} s: {summary.new_links} new links, "
                       f"{summary.lost_links} lost")
-        last = Settings.from_env(db=db, as_of=world.date_of(DEMO_DAYS))
-        ranked = run_rank(store, last)
+            ranked = run_rank(store, as_of)
         out.print(f"ranked {ranked.pages} pages and {ranked.domains} domains "
-                  f"in {ranked.seconds:.2f} s")
+                  f"in {ranked.seconds:.2f} s (once per day: authority has a history)")
+        store.compact()
         figures = _report(store, world, out)
+        top = _top_domain(store)
+        top_url = _top_url(store, top)
+        key = create_key(store, "data", DEMO_CREDITS, label="inlink demo")
+        store.close()  # the API server is the index file's writer from here on
 
-        out.print(f"\nindex: {db.resolve()}  (try: inlink --db {db} rank explain "
-                  f"{_top_domain(store)})")
-        out.print(f"demo built in {time.monotonic() - started:.1f} s. The world stays served "
-                  "for your own crawls:")
+        out.print(f"\nindex: {db.resolve()}  (try: inlink --db {db} rank explain {top})")
         example = world.seeds()[0]
         host = example.split("/")[2]
-        ip, port = served.resolve[host]
-        out.print(f"  curl --connect-to {host}:80:{ip}:{port} {example}")
-        out.print("Ctrl-C stops." if duration is None else f"stopping after {duration:g} s")
-        try:
-            if duration is None:
-                while True:
-                    time.sleep(3600)
-            else:
-                time.sleep(duration)
-        except KeyboardInterrupt:
-            out.print("stopped.")
+        ip, world_port = served.resolve[host]
+        out.print("the world stays served for your own crawls:")
+        out.print(f"  curl --connect-to {host}:80:{ip}:{world_port} {example}")
+
+        api_settings = Settings.from_env(db=db, as_of=world.date_of(DEMO_DAYS),
+                                         memory_limit=settings.memory_limit)
+        with _ApiServer(api_settings, port, out) as base:
+            figures["api_port"] = int(base.rsplit(":", 1)[1])
+            out.print(f"\n[bold]API[/] at {base} (OpenAPI: {base}/docs); demo key with "
+                      f"{DEMO_CREDITS:,} credits: {key}")
+            out.print("ready-to-paste requests (SE Ranking Data API):")
+            for line in _curl_lines(base, key, top, top_url, world.date_of(1).isoformat()):
+                out.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
+            out.print(f"demo built in {time.monotonic() - started:.1f} s. " +
+                      ("Ctrl-C stops." if duration is None else f"stopping after {duration:g} s"))
+            if on_ready is not None:
+                on_ready(base, key)
+            try:
+                if duration is None:
+                    while True:
+                        time.sleep(3600)
+                else:
+                    time.sleep(duration)
+            except KeyboardInterrupt:
+                out.print("stopped.")
     return figures
+
+
+def _curl_lines(base: str, key: str, domain: str, url: str, since: str) -> list[str]:
+    v1 = f"{base}/v1/backlinks"
+    return [
+        f"curl -s '{v1}/summary?apikey={key}&target={domain}&mode=domain'",
+        f"curl -s '{v1}/all?apikey={key}&target={domain}&mode=domain&limit=5"
+        "&order_by=inlink_rank'",
+        f"curl -s '{v1}/refdomains?apikey={key}&target={domain}&mode=domain&limit=5"
+        "&order_by=domain_inlink_rank'",
+        f"curl -s '{v1}/history?apikey={key}&target={domain}&mode=domain&new_lost_type=lost"
+        f"&date_from={since}'",
+        f"curl -s '{v1}/history/count?apikey={key}&target={domain}&mode=domain"
+        f"&date_from={since}'",
+        f"curl -s -X POST '{v1}/metrics?apikey={key}' -d '{{\"target\": [\"{domain}\"], "
+        "\"mode\": \"domain\"}'",
+        f"curl -s '{v1}/authority/page/history?apikey={key}&target={url}&date_from={since}'",
+        f"curl -s '{v1}/export?apikey={key}&target={domain}&mode=domain'"
+        "   # then /export/status?task_id=...",
+    ]
+
+
+class _ApiServer:
+    """uvicorn in a thread on 127.0.0.1:port (a free port when that one is taken)."""
+
+    def __init__(self, settings: Settings, port: int, out: Console) -> None:
+        import uvicorn
+
+        from inlink.api.app import create_app
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind(("127.0.0.1", port))
+        except OSError:
+            out.print(f"port {port} is taken; the API takes a free port instead")
+            self.sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run,
+                                       kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start; see the log above")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
 
 
 def _report(store: Store, world: World, out: Console) -> dict[str, int]:
@@ -131,6 +216,13 @@ def _report(store: Store, world: World, out: Console) -> dict[str, int]:
             "events": sum(index_events.values()),
             "truth_events": sum(truth_events.values()),
             "links_match": int(match_links), "events_match": int(match_events)}
+
+
+def _top_url(store: Store, domain: str) -> str:
+    rows = store.query("SELECT target_key FROM links WHERE live AND NOT internal AND "
+                       "target_domain = ? GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+                       [domain])
+    return str(rows[0][0]) if rows else f"https://{domain}/"
 
 
 def _top_domain(store: Store) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -13,8 +16,22 @@ from inlink.settings import Settings
 
 def test_demo_index_matches_the_world_truth(tmp_path: Path) -> None:
     out = io.StringIO()
+    answers: dict[str, Any] = {}
+
+    def on_ready(base: str, key: str) -> None:
+        # the served API answers over real HTTP on loopback, with the demo key
+        printed = out.getvalue()
+        assert key in printed and base in printed
+        for line in printed.splitlines():
+            if "/v1/backlinks/summary?" in line:
+                url = line.split("'")[1]
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    answers["summary"] = json.loads(r.read())
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
+            answers["healthz"] = json.loads(r.read())
+
     figures = run_demo(Settings(db=tmp_path / DEMO_DB), seed=3, hosts=60, duration=0,
-                       console=Console(file=out, width=120))
+                       console=Console(file=out, width=120), port=0, on_ready=on_ready)
     printed = out.getvalue()
     assert figures["links_match"] == 1 and figures["events_match"] == 1, printed
     assert figures["live_links"] == figures["truth_live_links"] > 1000
@@ -22,6 +39,10 @@ def test_demo_index_matches_the_world_truth(tmp_path: Path) -> None:
     for reason in ("page_not_found", "crawl_error", "redirect", "noindex", "link_removed"):
         assert reason in printed
     assert "curl --connect-to" in printed
+    assert answers["healthz"]["status"] == "ok"
+    (row,) = answers["summary"]["summary"]
+    assert row["backlinks"] > 0 and row["refdomains"] > 0
+    assert printed.count("curl -s ") >= 8
 
 
 def test_demo_refuses_to_overwrite_another_index(tmp_path: Path) -> None:
