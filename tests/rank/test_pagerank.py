@@ -140,3 +140,58 @@ def test_link_rank_is_at_most_the_source_rank(source: float, floor: float,
     # a page with one link from s ranks no higher than s itself when s >= its floor share
     if source >= floor:
         assert to_rank(passed, floor, top) <= to_rank(source + floor, floor, top)
+
+
+# -- same parameters as networkx, and the float32 path
+
+def test_same_stopping_rule_as_networkx_within_1e6() -> None:
+    """With networkx told to stop on the same L1 change (its `tol` is per node), the float32
+    default lands within 1e-6 L1 of it, not just of the exact fixed point."""
+    n = 5000
+    src, dst = random_edges(13, n, 40_000)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from((s, t) for s, t in zip(src.tolist(), dst.tolist(), strict=True) if s != t)
+    pr = nx.pagerank(g, alpha=0.85, tol=1e-6 / n, max_iter=1000)
+    want = np.array([pr[i] for i in range(n)])
+    res = pagerank(build_graph(src, dst, n))             # float32, tol 1e-6
+    assert res.converged and res.l1_change < 1e-6
+    assert np.abs(res.scores - want).sum() < 1e-6
+    exact = pagerank(build_graph(src, dst, n, dtype=np.float64), tol=1e-6)
+    # float32 rounding stays far below the tolerance (difference form, float64 sums)
+    assert np.abs(res.scores - exact.scores).sum() < 2e-7
+    assert res.iterations == exact.iterations
+
+
+def test_change_is_the_l1_step_of_plain_power_iteration() -> None:
+    """The reported change is ‖x_k − x_(k−1)‖₁ of textbook power iteration."""
+    n = 400
+    src, dst = random_edges(5, n, 2500)
+    graph = build_graph(src, dst, n, dtype=np.float64)
+    changes: list[float] = []
+    pagerank(graph, tol=0, max_iter=12, progress=lambda _i, c: changes.append(c))
+    m = graph.transition.toarray()
+    dangling = graph.dangling
+    x = np.full(n, 1.0 / n)
+    for k in range(12):
+        y = 0.85 * m @ x + (0.85 * x[dangling].sum() + 0.15) / n
+        assert changes[k] == pytest.approx(np.abs(y - x).sum(), rel=1e-9, abs=1e-15)
+        x = y
+
+
+def test_warm_start_is_not_mutated() -> None:
+    n = 200
+    src, dst = random_edges(4, n, 900)
+    g = build_graph(src, dst, n)
+    start = np.full(n, 2.0)
+    pagerank(g, start=start)
+    assert (start == 2.0).all()
+
+
+def test_weighted_build_drops_zero_weights_and_int64_ids() -> None:
+    g = build_graph(np.array([0, 0, 1, 2], dtype=np.int64), np.array([1, 2, 2, 0]), 3,
+                    [2.0, 0.0, 1.0, 3.0], merge="sum")
+    assert g.edges == 3
+    assert g.out_weight.tolist() == [2.0, 1.0, 3.0]
+    dense = g.transition.toarray()
+    assert dense[1, 0] == pytest.approx(1.0) and dense[2, 0] == 0.0
