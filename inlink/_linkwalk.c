@@ -169,6 +169,7 @@ typedef struct {
     int pending_space;
     int done;
     int bad;
+    int nonascii;       /* a non-ASCII character was output: bytes != code points */
     unsigned char carry[4];
     int carry_len;
 } collapser;
@@ -224,6 +225,7 @@ static inline int col_char(collapser *c, const unsigned char *s, int n, long cp)
             c->pending_space = 1;
         return 0;
     }
+    c->nonascii |= cp >= 0x80;
     if (c->pending_space) {
         if (buf_add(&c->out, " ", 1) < 0) return -1;
         c->chars++;
@@ -336,7 +338,7 @@ static size_t utf8_prefix(const char *s, size_t len, Py_ssize_t n) {
 static PyObject *col_head(collapser *c, Py_ssize_t cap, int rstrip) {
     size_t end = c->out.len;
     if (cap >= 0 && c->chars > cap)
-        end = utf8_prefix(c->out.data, c->out.len, cap);
+        end = c->nonascii ? utf8_prefix(c->out.data, c->out.len, cap) : (size_t)cap;
     while (rstrip && end > 0 && c->out.data[end - 1] == ' ')
         end--;
     return PyUnicode_DecodeUTF8(c->out.data ? c->out.data : "", (Py_ssize_t)end, "strict");
@@ -608,6 +610,35 @@ static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t
     while (i > 0 && !x->done) {
         size_t j = i - 1;
         long cp = s[j];
+        if (cp < 0x80 && !Py_UNICODE_ISSPACE(cp)) {
+            /* a run of ASCII non-space characters, at most what is still wanted: the
+               same steps as one character at a time, copied in one go */
+            if (x->pending) {
+                if (x->rev.len + 1 > x->rev.cap && buf_reserve(&x->rev, 1) < 0)
+                    return -1;
+                x->rev.data[x->rev.len++] = ' ';
+                x->pending = 0;
+                if (++x->chars >= limit) {
+                    x->done = 1;
+                    break;
+                }
+            }
+            size_t room = (size_t)(limit - x->chars);
+            while (j > 0 && i - j < room && s[j - 1] < 0x80 && !Py_UNICODE_ISSPACE(s[j - 1]))
+                j--;
+            size_t len = i - j;
+            if (x->rev.len + len > x->rev.cap && buf_reserve(&x->rev, len) < 0)
+                return -1;
+            char *d = x->rev.data + x->rev.len;
+            for (size_t k = 0; k < len; k++)
+                d[k] = (char)s[i - 1 - k];
+            x->rev.len += len;
+            x->chars += (Py_ssize_t)len;
+            i = j;
+            if (x->chars >= limit)
+                x->done = 1;
+            continue;
+        }
         if (cp >= 0x80) {
             int k = 0;
             while (j > 0 && (s[j] & 0xC0) == 0x80 && k < 3) {
@@ -880,10 +911,22 @@ static inline int unreserved(unsigned char c) {
 /* One call of _key_from_href_py on ASCII `h` without its final re-parse: the key is left in
    `out`. Returns 0 (key == h, nothing to do), 1 (key in out, no re-parse), 2 (key in out,
    re-parse needed: `changed`), -2 (hand over to Python), -1 (error set). */
+/* The href holds none of _FAST_PATH_BLOCKERS ("?" is checked too): one pass. */
+static int key_unchanged(const char *h, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c > '@' || c < '#')
+            continue;  /* none of # % ; @ . ? / : lies outside '#'..'@' */
+        if (c == '?' || c == '#' || c == '%' || c == ';' || c == '@')
+            return 0;
+        if (c == '.' && i + 1 < n && (h[i + 1] == '/' || h[i + 1] == ':'))
+            return 0;
+    }
+    return 1;
+}
+
 static int key_round(const char *h, size_t n, buf_t *out, buf_t *tmp) {
-    if (find_byte(h, n, '?') == NULL && !find_byte(h, n, '#') && !find_byte(h, n, '%') &&
-        !find_byte(h, n, ';') && !find_byte(h, n, '@') && !memmem(h, n, "./", 2) &&
-        !memmem(h, n, ".:", 2))
+    if (key_unchanged(h, n))
         return 0;
     const char *sep = memmem(h, n, "://", 3);
     if (sep == NULL)
@@ -1244,6 +1287,35 @@ out:
     return result;
 }
 
+/* data.count(b"<"), eight bytes at a time: extract() asks it of every page before deciding
+   whether the nesting guard must run. */
+static PyObject *lw_count_lt(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *d = view.buf;
+    size_t n = (size_t)view.len, i = 0, count = 0;
+    const uint64_t ones = 0x0101010101010101ULL, low7 = 0x7F7F7F7F7F7F7F7FULL;
+    while (i + 8 <= n) {
+        /* per-byte counters (at most 255 steps), then summed */
+        uint64_t acc = 0;
+        for (int k = 0; k < 255 && i + 8 <= n; k++, i += 8) {
+            uint64_t v;
+            memcpy(&v, d + i, 8);
+            v ^= ones * '<';                       /* '<' bytes become zero */
+            uint64_t t = ((v & low7) + low7) | v;  /* high bit set where a byte != 0 */
+            acc += (~t & ~low7) >> 7;
+        }
+        const uint64_t m16 = 0x00FF00FF00FF00FFULL;
+        acc = (acc & m16) + ((acc >> 8) & m16);
+        count += (size_t)((acc * 0x0001000100010001ULL) >> 48);
+    }
+    for (; i < n; i++)
+        count += d[i] == '<';
+    PyBuffer_Release(&view);
+    return PyLong_FromSize_t(count);
+}
+
 static PyObject *lw_configure_nesting(PyObject *self, PyObject *arg) {
     PyObject *seq = PySequence_Fast(arg, "flat keys must be a sequence");
     if (seq == NULL)
@@ -1301,18 +1373,27 @@ typedef struct {
     PyObject *attrs;  /* link/meta: the attribute dict (owned) */
 } pending_t;
 
+/* What resolving one href gave: url NULL when it is not a link (resolve_link -> None). */
+typedef struct {
+    PyObject *url;    /* owned */
+    PyObject *key;    /* owned; often the same object as url */
+    int internal;
+} got_t;
+
 typedef struct {
     PyObject *page;
-    PyObject *cache;        /* href -> (url, key, internal) | None */
     PyObject *base_utf8;    /* bytes */
     PyObject *page_domain;
+    const char *page_domain_s;  /* its UTF-8 (kept alive by page_domain) */
+    Py_ssize_t page_domain_n;
     PyObject *domains;      /* page.domains: authority -> registrable domain */
     PyObject *rows, *counts, *index, *dropped;
     Py_ssize_t max_links, max_anchor, max_alt, context_chars;
     long context_siblings;
     long internal, external;
     htab hrefs;             /* raw href bytes -> index into got[] */
-    PyObject **got;         /* resolve() results for those hrefs (owned) */
+    htab hosts;             /* host bytes -> internal flag, for hosts that needed the PSL */
+    got_t *got;             /* resolve results for those hrefs (owned) */
     size_t n_got, cap_got;
     htab idents;            /* link identity bytes -> index into ids[] */
     struct ident_t { Py_ssize_t row; Py_ssize_t count; } *ids;  /* row -1: dropped */
@@ -1372,85 +1453,136 @@ static PyObject *domain_for(walk_t *w, PyObject *key) {
     return domain;
 }
 
-/* resolve_link(href or "", page.base) + internal flag, cached per walk; new reference. */
-static PyObject *resolve(walk_t *w, PyObject *href) {
-    PyObject *key_str = (href == NULL || href == Py_None) ? S_empty : href;
-    PyObject *got = PyDict_GetItemWithError(w->cache, key_str);
-    if (got != NULL) {
-        Py_INCREF(got);
-        return got;
-    }
-    if (PyErr_Occurred())
-        return NULL;
-    Py_ssize_t n;
-    const char *data = PyUnicode_AsUTF8AndSize(key_str, &n);
-    PyObject *result = NULL;
-    if (data == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeError))
-            return NULL;
-        PyErr_Clear();  /* lone surrogates: not a URL */
-        result = Py_None;
-        Py_INCREF(result);
-    } else {
-        ada_url url = ada_parse_with_base(data, (size_t)n, PyBytes_AS_STRING(w->base_utf8),
-                                          (size_t)PyBytes_GET_SIZE(w->base_utf8));
-        PyObject *href_out = NULL;
-        if (ada_is_valid(url)) {
-            ada_string s = ada_get_href(url);
-            href_out = PyUnicode_DecodeUTF8(s.data, (Py_ssize_t)s.length, "strict");
-            ada_free(url);
-            if (href_out == NULL)
-                return NULL;
+/* domain_of(key) == page_domain: 1, 0, or -1 with an exception set.
+ *
+ * A registrable domain is always its host or a label-aligned suffix of it (the PSL's
+ * private suffix, else the host itself; keys hold lowercase hosts without a trailing dot),
+ * so a host that neither equals the page's domain nor ends with "." + that domain is
+ * external without asking the PSL. Only the others go through domain_for, as in Python.
+ * tests/test_extract_native.py checks the suffix property on generated hosts. */
+static int domain_is_page(walk_t *w, PyObject *key) {
+    PyObject *dom = domain_for(w, key);
+    if (dom == NULL)
+        return -1;
+    int eq = PyObject_RichCompareBool(dom, w->page_domain, Py_EQ);
+    Py_DECREF(dom);
+    return eq;
+}
+
+static int internal_of(walk_t *w, PyObject *key) {
+    Py_ssize_t kn;
+    const char *k = PyUnicode_AsUTF8AndSize(key, &kn);
+    if (k == NULL)
+        return -1;
+    const char *sep = kn >= 3 ? memmem(k, (size_t)kn, "://", 3) : NULL;
+    if (sep != NULL) {
+        const char *a0 = sep + 3, *end = k + kn;
+        const char *slash = memchr(a0, '/', (size_t)(end - a0));
+        const char *a1 = slash ? slash : end;
+        const char *h1;
+        if (a1 > a0 && *a0 == '[') {
+            const char *rb = memchr(a0, ']', (size_t)(a1 - a0));
+            h1 = rb ? rb + 1 : a0;
         } else {
-            ada_free(url);
+            const char *colon = memchr(a0, ':', (size_t)(a1 - a0));
+            h1 = colon ? colon : a1;
         }
-        if (href_out != NULL) {
-            Py_ssize_t len = PyUnicode_GET_LENGTH(href_out);
-            const char *u = PyUnicode_AsUTF8(href_out);
-            if (u == NULL) {
-                Py_DECREF(href_out);
-                return NULL;
+        size_t hn = (size_t)(h1 - a0), dn = (size_t)w->page_domain_n;
+        int maybe = hn == dn ? memcmp(a0, w->page_domain_s, dn) == 0
+                  : hn > dn && a0[hn - dn - 1] == '.' &&
+                    memcmp(a0 + hn - dn, w->page_domain_s, dn) == 0;
+        if (!maybe)
+            return 0;
+        /* the same host again (most internal links): the answer is known */
+        int fresh;
+        ht_slot *slot = ht_get(&w->hosts, a0, hn, &fresh);
+        if (slot == NULL)
+            return -1;
+        if (!fresh)
+            return (int)slot->value;
+        int eq = domain_is_page(w, key);
+        if (eq < 0) {
+            slot->value = -1;
+            w->hosts.used--;
+            return -1;
+        }
+        slot->value = eq;
+        return eq;
+    }
+    return domain_is_page(w, key);  /* raises str.index's error: no "://" */
+}
+
+static inline int is_ascii(const char *s, size_t n) {
+    unsigned char acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= (unsigned char)s[i];
+    return acc < 0x80;
+}
+
+/* urls._key_from_href(url): the compiled twin directly when urls installed it. */
+static int key_is_c;  /* C.key_fn is lw_key_from_href (set by configure) */
+
+/* resolve_link(href, page.base) on the href's UTF-8 + the internal flag: fills *g (url NULL
+   for None); -1 with an exception set. */
+static int resolve_utf8(walk_t *w, const char *data, size_t n, got_t *g) {
+    g->url = g->key = NULL;
+    g->internal = 0;
+    const char *base = PyBytes_AS_STRING(w->base_utf8);
+    size_t base_n = (size_t)PyBytes_GET_SIZE(w->base_utf8);
+    ada_url url = ada_parse_with_base(data, n, base, base_n);
+    PyObject *href_out = NULL;
+    if (ada_is_valid(url)) {
+        ada_string s = ada_get_href(url);
+        int http = (s.length >= 7 && memcmp(s.data, "http://", 7) == 0) ||
+                   (s.length >= 8 && memcmp(s.data, "https://", 8) == 0);
+        /* len(url) > MAX_URL_LENGTH counts characters: bytes are an upper bound */
+        if (http && (s.length <= (size_t)C.max_url_length || !is_ascii(s.data, s.length))) {
+            href_out = PyUnicode_DecodeUTF8(s.data, (Py_ssize_t)s.length, "strict");
+            if (href_out == NULL) {
+                ada_free(url);
+                return -1;
             }
-            int http = strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
-            if (!http || len > C.max_url_length)
+            if (PyUnicode_GET_LENGTH(href_out) > C.max_url_length)
                 Py_CLEAR(href_out);
         }
-        if (href_out == NULL) {
-            result = Py_None;
-            Py_INCREF(result);
-        } else {
-            PyObject *key = PyObject_CallOneArg(C.key_fn, href_out);
-            if (key == NULL) {
-                if (!PyErr_ExceptionMatches(C.invalid_url)) {
-                    Py_DECREF(href_out);
-                    return NULL;
-                }
-                PyErr_Clear();
-                Py_DECREF(href_out);
-                result = Py_None;
-                Py_INCREF(result);
-            } else {
-                PyObject *dom = domain_for(w, key);
-                int internal = dom == NULL ? -1 : PyObject_RichCompareBool(dom, w->page_domain, Py_EQ);
-                Py_XDECREF(dom);
-                if (internal < 0) {
-                    Py_DECREF(href_out);
-                    Py_DECREF(key);
-                    return NULL;
-                }
-                result = PyTuple_Pack(3, href_out, key, internal ? Py_True : Py_False);
-                Py_DECREF(href_out);
-                Py_DECREF(key);
-                if (result == NULL)
-                    return NULL;
-            }
-        }
     }
-    if (PyDict_GET_SIZE(w->cache) < 65536 && PyDict_SetItem(w->cache, key_str, result) < 0) {
-        Py_DECREF(result);
-        return NULL;
+    ada_free(url);
+    if (href_out == NULL)
+        return 0;
+    PyObject *key = key_is_c ? key_of(href_out) : PyObject_CallOneArg(C.key_fn, href_out);
+    if (key == NULL) {
+        Py_DECREF(href_out);
+        if (!PyErr_ExceptionMatches(C.invalid_url))
+            return -1;
+        PyErr_Clear();
+        return 0;
     }
-    return result;
+    int internal = internal_of(w, key);
+    if (internal < 0) {
+        Py_DECREF(href_out);
+        Py_DECREF(key);
+        return -1;
+    }
+    g->url = href_out;
+    g->key = key;
+    g->internal = internal;
+    return 0;
+}
+
+/* resolve_utf8 for a str (None or absent: ""). */
+static int resolve(walk_t *w, PyObject *href, got_t *g) {
+    PyObject *s = (href == NULL || href == Py_None) ? S_empty : href;
+    Py_ssize_t n;
+    const char *data = PyUnicode_AsUTF8AndSize(s, &n);
+    if (data == NULL) {
+        g->url = g->key = NULL;
+        g->internal = 0;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeError))
+            return -1;
+        PyErr_Clear();  /* lone surrogates: not a URL */
+        return 0;
+    }
+    return resolve_utf8(w, data, (size_t)n, g);
 }
 
 /* (kind, ...) flags of rel: nofollow, ugc, sponsored. ASCII here; anything else in Python. */
@@ -1514,37 +1646,46 @@ static int rel_flags(lw_node *el, int *nf, int *ugc, int *sp) {
 }
 
 /* resolve() of an <a>/<area>/<img> attribute by its raw bytes (NULL: absent or valueless,
-   which resolve as ""): borrowed (url, key, internal) or None; NULL on error. Repeats are
-   found by bytes, without decoding the attribute again. */
-static PyObject *resolve_attr(walk_t *w, const unsigned char *v, size_t n) {
+   which resolve as ""): the borrowed result, NULL on error. Repeats are found by bytes,
+   without decoding the attribute again; ASCII values (nearly all) are resolved from the
+   bytes themselves (decoding them as selectolax does gives back the same bytes). */
+static got_t *resolve_attr(walk_t *w, const unsigned char *v, size_t n) {
     int fresh;
     ht_slot *slot = ht_get(&w->hrefs, v ? (const void *)v : "", v ? n : 0, &fresh);
     if (slot == NULL)
         return NULL;
     if (!fresh)
-        return w->got[slot->value];
+        return &w->got[slot->value];
     if (w->n_got == w->cap_got) {
         size_t cap = w->cap_got ? w->cap_got * 2 : 256;
-        PyObject **ng = PyMem_Realloc(w->got, cap * sizeof(PyObject *));
+        got_t *ng = PyMem_Realloc(w->got, cap * sizeof(got_t));
         if (ng == NULL) {
             slot->value = -1;  /* forget the key: the walk fails anyway */
+            w->hrefs.used--;
             PyErr_NoMemory();
             return NULL;
         }
         w->got = ng;
         w->cap_got = cap;
     }
-    PyObject *href = v ? decode(v, n) : (Py_INCREF(S_empty), S_empty);
-    PyObject *got = href ? resolve(w, href) : NULL;
-    Py_XDECREF(href);
-    if (got == NULL) {
+    got_t *g = &w->got[w->n_got];
+    int rc;
+    if (v == NULL) {
+        rc = resolve_utf8(w, "", 0, g);
+    } else if (is_ascii((const char *)v, n)) {
+        rc = resolve_utf8(w, (const char *)v, n, g);
+    } else {
+        PyObject *href = decode(v, n);
+        rc = href ? resolve(w, href, g) : -1;
+        Py_XDECREF(href);
+    }
+    if (rc < 0) {
         slot->value = -1;
         w->hrefs.used--;
         return NULL;
     }
-    slot->value = (Py_ssize_t)w->n_got;
-    w->got[w->n_got++] = got;
-    return got;
+    slot->value = (Py_ssize_t)w->n_got++;
+    return g;
 }
 
 
@@ -1561,7 +1702,7 @@ static int collapsed_bytes(collapser *c, lw_node *node, const unsigned char *v, 
     if (!c->bad) {
         size_t end = c->out.len;
         if (cap >= 0 && c->chars > cap)
-            end = utf8_prefix(c->out.data, c->out.len, cap);
+            end = c->nonascii ? utf8_prefix(c->out.data, c->out.len, cap) : (size_t)cap;
         *out = c->out.data ? c->out.data : "";
         *out_len = end;
         return 0;
@@ -1594,12 +1735,12 @@ static int add_anchor(walk_t *w, pending_t *p) {
     size_t n;
     int found;
     const unsigned char *hv = attr_get(node, "href", &n, &found);
-    PyObject *got = resolve_attr(w, hv, n);
+    got_t *got = resolve_attr(w, hv, n);
     if (got == NULL)
         return -1;
-    if (got == Py_None)
+    if (got->url == NULL)
         return 0;
-    if (PyTuple_GET_ITEM(got, 2) == Py_True)
+    if (got->internal)
         w->internal++;
     else
         w->external++;
@@ -1621,17 +1762,17 @@ static int add_anchor(walk_t *w, pending_t *p) {
     if (p->img != NULL) {
         const unsigned char *src = attr_get(p->img, "src", &n, &found);
         if (src != NULL && n > 0) {  /* `if img_attrs.get("src")`: "" is falsy */
-            PyObject *g = resolve_attr(w, src, n);
+            got_t *g = resolve_attr(w, src, n);
             if (g == NULL)
                 goto out;
-            if (g != Py_None)
-                image_url = PyTuple_GET_ITEM(g, 0);
+            if (g->url != NULL)
+                image_url = g->url;
         }
     }
     /* identity bytes: kind, key, image_url (or none), anchor */
     {
         Py_ssize_t klen;
-        const char *kb = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(got, 1), &klen);
+        const char *kb = PyUnicode_AsUTF8AndSize(got->key, &klen);
         if (kb == NULL)
             goto out;
         w->key.len = 0;
@@ -1706,7 +1847,7 @@ static int add_anchor(walk_t *w, pending_t *p) {
         goto out;
     {
         PyObject *values[LINK_FIELDS] = {
-            PyTuple_GET_ITEM(got, 0), PyTuple_GET_ITEM(got, 1),
+            got->url, got->key,
             p->img ? C.kind_image : C.kind_anchor, anchor,
             nf ? Py_True : Py_False, ugc ? Py_True : Py_False, sp ? Py_True : Py_False,
             alt, image_url, pre, post, location(node), S_one, Py_None};
@@ -1727,11 +1868,14 @@ out:
 
 /* resolve() for a head link: (url, key) or None, new reference. */
 static PyObject *resolve_pair(walk_t *w, PyObject *href) {
-    PyObject *got = resolve(w, href);
-    if (got == NULL || got == Py_None)
-        return got;
-    PyObject *pair = PyTuple_GetSlice(got, 0, 2);
-    Py_DECREF(got);
+    got_t g;
+    if (resolve(w, href, &g) < 0)
+        return NULL;
+    if (g.url == NULL)
+        Py_RETURN_NONE;
+    PyObject *pair = PyTuple_Pack(2, g.url, g.key);
+    Py_DECREF(g.url);
+    Py_DECREF(g.key);
     return pair;
 }
 
@@ -1996,8 +2140,7 @@ static PyObject *lw_walk(PyObject *self, PyObject *args) {
         if (w.base_utf8 == NULL)
             goto fail;
     }
-    if ((w.cache = PyDict_New()) == NULL ||
-        (w.page_domain = PyObject_GetAttrString(page, "page_domain")) == NULL ||
+    if ((w.page_domain = PyObject_GetAttrString(page, "page_domain")) == NULL ||
         (w.domains = PyObject_GetAttrString(page, "domains")) == NULL ||
         (w.rows = PyObject_GetAttrString(page, "rows")) == NULL ||
         (w.counts = PyObject_GetAttrString(page, "counts")) == NULL ||
@@ -2010,6 +2153,13 @@ static PyObject *lw_walk(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "unexpected page state types");
         goto fail;
     }
+    if (!PyUnicode_Check(w.page_domain)) {
+        PyErr_SetString(PyExc_TypeError, "page_domain is not a str");
+        goto fail;
+    }
+    w.page_domain_s = PyUnicode_AsUTF8AndSize(w.page_domain, &w.page_domain_n);
+    if (w.page_domain_s == NULL)
+        goto fail;
     for (size_t i = 0; i < n_pending; i++) {
         pending_t *p = &pending[i];
         int rc;
@@ -2044,11 +2194,14 @@ static PyObject *lw_walk(PyObject *self, PyObject *args) {
         }
     }
 fail:
-    for (size_t i = 0; i < w.n_got; i++)
-        Py_DECREF(w.got[i]);
+    for (size_t i = 0; i < w.n_got; i++) {
+        Py_XDECREF(w.got[i].url);
+        Py_XDECREF(w.got[i].key);
+    }
     PyMem_Free(w.got);
     PyMem_Free(w.ids);
     ht_free(&w.hrefs);
+    ht_free(&w.hosts);
     ht_free(&w.idents);
     buf_free(&w.key);
     buf_free(&w.anchor.out);
@@ -2060,7 +2213,6 @@ fail:
     Py_XDECREF(canonical);
     Py_XDECREF(robots);
     Py_XDECREF(base_href);
-    Py_XDECREF(w.cache);
     Py_XDECREF(w.base_utf8);
     Py_XDECREF(w.page_domain);
     Py_XDECREF(w.domains);
@@ -2161,6 +2313,9 @@ static PyObject *lw_configure(PyObject *self, PyObject *args, PyObject *kw) {
     Py_XSETREF(C.value_anchor, va);
     Py_XSETREF(C.value_image, vi);
     KEEP(key_fn, key_fn);
+    key_is_c = PyCFunction_Check(key_fn) &&
+               PyCFunction_GET_FUNCTION(key_fn) == (PyCFunction)lw_key_from_href &&
+               key_fallback != NULL;
     KEEP(invalid_url, invalid_url);
     KEEP(meta_fn, meta_fn);
     KEEP(link_fn, link_fn);
@@ -2342,6 +2497,7 @@ static PyMethodDef methods[] = {
      "configure_keys(ada_path, python_key_fn): bind ada's parser and the Python twin."},
     {"nesting_cut", lw_nesting_cut, METH_VARARGS,
      "nesting_cut(data, max_depth) -> offset or None: twin of extract.nesting_cut."},
+    {"count_lt", lw_count_lt, METH_O, "count_lt(data) -> data.count(b'<')"},
     {"configure_nesting", lw_configure_nesting, METH_O,
      "configure_nesting(sorted_flat_keys): the tag keys nesting_cut ignores."},
     {NULL, NULL, 0, NULL}};

@@ -773,7 +773,8 @@ def extract(
         match = _CHARSET_PARAM.search(content_type) if content_type else None
         doc, encoding = decode_body(data, match.group(1) if match else None)
         raw = doc if isinstance(doc, bytes) else doc.encode("utf-8", "replace")
-        if raw.count(b"<") > max(limits.max_depth, 4096):
+        tags = _native.count_lt(raw) if fast else raw.count(b"<")
+        if tags > max(limits.max_depth, 4096):
             cut = (_native.nesting_cut(raw, limits.max_depth) if fast and limits.max_depth >= 0
                    else nesting_cut(raw, limits.max_depth))
             if cut is not None:
