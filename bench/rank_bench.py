@@ -1,8 +1,8 @@
 """Rank benchmark: inlink's PageRank on a synthetic power-law web graph vs a bare scipy CSR
-mat-vec on the same graph, and vs networkx.pagerank on a smaller graph (per-edge extrapolated).
+mat-vec on the same graph, and vs networkx.pagerank on a smaller graph (extrapolated).
 
 Run as `python bench/rank_bench.py [--quick]` or through `inlink bench rank`; see docs/rank.md.
-Each size runs in a fresh child process so its peak RSS is its own.
+Each dtype, and networkx, runs in a fresh child process so its peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -70,8 +70,45 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _measure(nodes: int, edges: int, dtype: str, nx_edges: int) -> dict[str, Any]:
-    from inlink.rank.pagerank import build_graph, pagerank
+def _timed(fn: Any, reps: int) -> tuple[float, float]:
+    """(median, best) seconds of `reps` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), float(min(times))
+
+
+def _bare_products(m: Any, x: Any) -> dict[str, float]:
+    """The bare product `M @ x` (scipy, one thread) and the same product split into two row
+    blocks of equal nnz run in two threads (scipy's kernel releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from inlink.rank.pagerank import _matvec_add
+
+    out: dict[str, float] = {}
+    out["bare_matvec_s"], out["bare_matvec_best_s"] = _timed(lambda: m @ x, 20)
+    n = m.shape[0]
+    cut = int(np.searchsorted(m.indptr, m.nnz // 2))
+    halves = [m[:cut], m[cut:]]
+    y = np.zeros(n, dtype=m.dtype)
+    parts = [(halves[0], y[:cut]), (halves[1], y[cut:])]
+    with ThreadPoolExecutor(2) as pool:
+        def both() -> None:
+            y.fill(0)
+            list(pool.map(lambda p: _matvec_add(p[0], p[0].data, x, p[1]), parts))
+        out["bare_matvec_2threads_s"], _ = _timed(both, 20)
+    # the split product must equal the plain one
+    assert np.allclose(y, m @ x, rtol=1e-5, atol=0)
+    return out
+
+
+def _measure(nodes: int, edges: int, dtype: str, compare_f64: bool = False) -> dict[str, Any]:
+    import scipy.sparse as sp
+
+    from inlink.rank.pagerank import FLOAT64_UNTIL, Graph, build_graph, pagerank
 
     out: dict[str, Any] = {"nodes": nodes, "edges": edges, "dtype": dtype}
     t = time.perf_counter()
@@ -84,45 +121,49 @@ def _measure(nodes: int, edges: int, dtype: str, nx_edges: int) -> dict[str, Any
     out["distinct_edges"] = g.edges
     out["edges"] = int(len(src))
     out["dangling"] = int(g.dangling.sum())
-    x = np.full(nodes, 1.0 / nodes, dtype=dt)
-    g.transition @ x
-    reps = 10
-    t = time.perf_counter()
-    for _ in range(reps):
-        g.transition @ x
-    out["bare_matvec_s"] = (time.perf_counter() - t) / reps
-    res = pagerank(g, tol=1e-6)
+    out.update(_bare_products(g.transition, np.full(nodes, 1.0 / nodes, dtype=dt)))
+    runs = []
+    for _ in range(3):
+        changes: list[float] = []
+        res = pagerank(g, tol=1e-6, progress=lambda _i, c, ch=changes: ch.append(c))
+        runs.append((res.seconds, res, changes))
+    runs.sort(key=lambda r: r[0])
+    _, res, changes = runs[1]                       # the median run of three
     out.update(iterations=res.iterations, pagerank_s=res.seconds,
-               iteration_s=res.seconds_per_iteration, converged=res.converged,
-               l1_change=res.l1_change)
+               pagerank_best_s=runs[0][0], iteration_s=res.seconds_per_iteration,
+               converged=res.converged, l1_change=res.l1_change,
+               float64_steps=(len(changes) if dtype == "float64"
+                              else 1 + sum(c >= FLOAT64_UNTIL for c in changes[:-1])),
+               changes=[float(c) for c in changes])
     out["iteration_vs_bare"] = res.seconds_per_iteration / out["bare_matvec_s"]
     t = time.perf_counter()
     dsrc, ddst, dw = domain_edges(src, dst, host_of)
     hosts = int(host_of.max()) + 1
     dg = build_graph(dsrc, ddst, hosts, dw, dtype=dt, merge="sum")
-    out["domain_build_s"] = time.perf_counter() - t
+    dbuild = time.perf_counter() - t
     dres = pagerank(dg, tol=1e-6)
-    out["domain"] = {"nodes": hosts, "edges": dg.edges, "iterations": dres.iterations,
-                     "pagerank_s": dres.seconds, "converged": dres.converged}
-    del g, dg, src, dst
-    if nx_edges:
-        out["networkx"] = _networkx(nodes * nx_edges // edges, nx_edges)
-        # networkx's time per edge, scaled to this graph's edges, against our PageRank time
-        per_edge = out["networkx"]["total_s"] / out["networkx"]["edges"]
-        out["networkx"]["extrapolated_s"] = per_edge * out["distinct_edges"]
-        out["speedup_vs_networkx"] = out["networkx"]["extrapolated_s"] / res.seconds
-        out["speedup_vs_networkx_with_build"] = (out["networkx"]["extrapolated_s"]
-                                                 / (res.seconds + out["build_s"]))
-        py = out["networkx"]
-        py["python_extrapolated_s"] = (py["python_s"] / max(py["python_edges"], 1)
-                                       * out["distinct_edges"])
-        out["speedup_vs_networkx_python"] = py["python_extrapolated_s"] / res.seconds
-    out["peak_rss_mib"] = _peak_rss_mib()
+    out["domain"] = {"nodes": hosts, "edges": dg.edges, "build_s": dbuild,
+                     "iterations": dres.iterations, "pagerank_s": dres.seconds,
+                     "converged": dres.converged}
+    out["peak_rss_mib"] = _peak_rss_mib()       # before the check below, which is no cost
+    if compare_f64:   # the same power iteration in float64 (networkx's weights and arithmetic)
+        m = g.transition
+        share = 1.0 / np.maximum(g.out_weight, 1.0)
+        g64 = Graph(n=g.n, transition=sp.csr_matrix((share[m.indices], m.indices, m.indptr),
+                                                    shape=m.shape),
+                    out_weight=g.out_weight, out_degree=g.out_degree, in_degree=g.in_degree)
+        ref = pagerank(g64, tol=1e-6)
+        out["l1_vs_float64"] = float(np.abs(res.scores - ref.scores).sum())
+        out["float64_iterations"] = ref.iterations
     return out
 
 
 def _networkx(nodes: int, edges: int) -> dict[str, Any]:
+    """networkx on a smaller graph from the same generator, timed in parts, plus inlink on
+    that same graph (agreement, and the iteration count both share)."""
     import networkx as nx
+
+    from inlink.rank.pagerank import build_graph, pagerank
 
     src, dst, _ = generate(nodes, edges, SEED + 1)
     t = time.perf_counter()
@@ -131,15 +172,25 @@ def _networkx(nodes: int, edges: int) -> dict[str, Any]:
     graph.add_edges_from(zip(src.tolist(), dst.tolist(), strict=True))
     graph.remove_edges_from(nx.selfloop_edges(graph))
     build = time.perf_counter() - t
+    n = graph.number_of_nodes()
+    # nx.pagerank (networkx >= 3) converts the DiGraph to a scipy matrix, then iterates;
+    # time that conversion alone to split the per-edge and per-iteration parts.
+    t = time.perf_counter()
+    nx.to_scipy_sparse_array(graph, nodelist=list(graph), weight="weight", dtype=float)
+    convert = time.perf_counter() - t
     # networkx stops when the L1 change is below n * tol; ours stops below tol. Give it the
     # same criterion (tol / n) for the comparison, and time its default too, for the record.
-    n = graph.number_of_nodes()
     t = time.perf_counter()
-    nx.pagerank(graph, alpha=0.85, tol=1e-6 / n, max_iter=1000)
+    pr = nx.pagerank(graph, alpha=0.85, tol=1e-6 / n, max_iter=1000)
     rank = time.perf_counter() - t
+    want = np.array([pr[i] for i in range(n)])
     t = time.perf_counter()
     nx.pagerank(graph, alpha=0.85, tol=1e-6)
     rank_default = time.perf_counter() - t
+    ours32 = pagerank(build_graph(src, dst, nodes), tol=1e-6)
+    # float64 inlink takes the same steps as networkx (identical iterates up to rounding),
+    # so its count is networkx's iteration count on this graph.
+    ours64 = pagerank(build_graph(src, dst, nodes, dtype=np.float64), tol=1e-6)
     # networkx >= 3 runs pagerank on scipy itself; its pure-Python power iteration is the
     # "networkx" most code bases meet through older versions and nx.pagerank(..., backend).
     from networkx.algorithms.link_analysis import pagerank_alg
@@ -150,8 +201,27 @@ def _networkx(nodes: int, edges: int) -> dict[str, Any]:
                                   max_iter=1000)
     python_s = time.perf_counter() - t
     return {"nodes": nodes, "edges": graph.number_of_edges(), "build_s": build,
-            "pagerank_s": rank, "total_s": rank + build, "default_tol_s": rank_default,
-            "python_edges": small.number_of_edges(), "python_s": python_s}
+            "convert_s": convert, "pagerank_s": rank, "default_tol_s": rank_default,
+            "iterations": ours64.iterations,
+            "l1_float32_vs_networkx": float(np.abs(ours32.scores - want).sum()),
+            "l1_float64_vs_networkx": float(np.abs(ours64.scores - want).sum()),
+            "python_edges": small.number_of_edges(), "python_s": python_s,
+            "peak_rss_mib": _peak_rss_mib()}
+
+
+def extrapolate(nx_r: dict[str, Any], edges: int, iterations: int) -> dict[str, float]:
+    """networkx's times scaled to a graph of `edges` distinct edges that needs `iterations`
+    power steps: the DiGraph build and the conversion to scipy per edge, the iterations per
+    edge and per iteration."""
+    scale = edges / nx_r["edges"]
+    iterate = max(nx_r["pagerank_s"] - nx_r["convert_s"], 0.0)
+    pagerank_s = (nx_r["convert_s"] * scale
+                  + iterate * scale * iterations / max(nx_r["iterations"], 1))
+    build_s = nx_r["build_s"] * scale
+    python_s = (nx_r["python_s"] * edges / max(nx_r["python_edges"], 1)
+                * iterations / max(nx_r["iterations"], 1))
+    return {"build_s": build_s, "pagerank_s": pagerank_s, "total_s": build_s + pagerank_s,
+            "python_s": python_s}
 
 
 def _child(params: dict[str, Any]) -> dict[str, Any]:
@@ -167,60 +237,135 @@ def _child(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(quick: bool = False, **kw: Any) -> dict[str, Any]:
-    """Measure float32 and float64 on 2M nodes / 20M edges (quick: 200k / 2M)."""
+    """Measure float32 and float64 on 2M nodes / 20M edges (quick: 200k / 2M), and networkx
+    on a 1M-edge graph (quick: 200k), each in its own process (its own peak RSS)."""
     nodes = int(kw.get("nodes", 200_000 if quick else 2_000_000))
     edges = int(kw.get("edges", 2_000_000 if quick else 20_000_000))
     nx_edges = int(kw.get("nx_edges", 200_000 if quick else 1_000_000))
     results = {}
     for dtype in kw.get("dtypes", ("float32", "float64")):
         results[dtype] = _child({"nodes": nodes, "edges": edges, "dtype": dtype,
-                                 "nx_edges": nx_edges if dtype == "float32" else 0})
-    return {"nodes": nodes, "edges": edges, "seed": SEED, "cpus": os.cpu_count(),
-            "results": results,
-            "targets": {"iteration_vs_bare": 1.5, "speedup_vs_networkx": 100,
-                        "pagerank_s": 3.0, "peak_rss_mib": 4096}}
+                                 "compare_f64": dtype == "float32"})
+    out: dict[str, Any] = {"nodes": nodes, "edges": edges, "seed": SEED, "cpus": os.cpu_count(),
+                           "results": results,
+                           "targets": {"iteration_vs_bare": 1.5, "speedup_vs_networkx": 100,
+                                       "pagerank_s": 3.0, "peak_rss_mib": 4096,
+                                       "l1_vs_networkx": 1e-6}}
+    if nx_edges and "float32" in results:
+        f32 = results["float32"]
+        nx_r = _child({"networkx": True, "nodes": nodes * nx_edges // edges,
+                       "edges": nx_edges})
+        nx_r["extrapolated"] = extrapolate(nx_r, f32["distinct_edges"], f32["iterations"])
+        ex = nx_r["extrapolated"]
+        out["networkx"] = nx_r
+        out["speedup_vs_networkx"] = ex["pagerank_s"] / f32["pagerank_s"]
+        out["speedup_end_to_end"] = ex["total_s"] / (f32["build_s"] + f32["pagerank_s"])
+        out["speedup_vs_networkx_python"] = ex["python_s"] / f32["pagerank_s"]
+    return out
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     """The result as a markdown table and a line per target."""
+    res = result["results"]
+    f32 = res.get("float32", next(iter(res.values())))
     lines = [
-        f"Graph: {result['nodes']:,} nodes, {result['edges']:,} edges "
-        f"({result['results']['float32']['distinct_edges']:,} distinct; power law, "
-        f"{LOCAL_SHARE:.0%} host-local links, seed {result['seed']}); {result['cpus']} CPUs, "
-        "scipy CSR mat-vec is single-threaded.",
+        f"Graph: {result['nodes']:,} nodes, {result['edges']:,} generated edges "
+        f"({f32['distinct_edges']:,} distinct after merging duplicates and dropping "
+        f"self-loops; {f32['dangling']:,} dangling; power law, {LOCAL_SHARE:.0%} host-local "
+        f"links, seed {result['seed']}); {result['cpus']} CPUs shared with other work. "
+        "Each dtype in a fresh process; PageRank = the median of 3 runs (best in brackets), "
+        "bare product = the median of 20. Stop: L1 change of one step < 1e-6.",
         "",
-        "| dtype | build s | bare mat-vec ms | iteration ms | ratio | iterations | "
-        "PageRank s (1e-6 L1) | domain graph | peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        "| dtype | CSR build s | bare `M @ x` ms (1 thread) | same, 2 threads ms | "
+        "iteration ms | iteration / bare | iterations | PageRank s to 1e-6 | peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for dtype, r in result["results"].items():
-        d = r["domain"]
+    for dtype, r in res.items():
         lines.append(
             f"| {dtype} | {r['build_s']:.2f} | {r['bare_matvec_s'] * 1e3:.1f} | "
-            f"{r['iteration_s'] * 1e3:.1f} | {r['iteration_vs_bare']:.2f} | "
-            f"{r['iterations']} | {r['pagerank_s']:.2f} | {d['nodes']:,} hosts, "
-            f"{d['edges']:,} edges, {d['iterations']} it, {d['pagerank_s']:.2f} s | "
-            f"{r['peak_rss_mib']:,.0f} |")
-    f32 = result["results"].get("float32", {})
-    if "networkx" in f32:
-        nx_r = f32["networkx"]
-        lines += ["", "networkx, same convergence criterion (L1 change < 1e-6; networkx's own "
-                  "default stops at n x 1e-6): "
-                  f"{nx_r['edges']:,} edges, {nx_r['build_s']:.2f} s to build the DiGraph + "
-                  f"{nx_r['pagerank_s']:.2f} s pagerank ({nx_r['default_tol_s']:.2f} s with its "
-                  f"default tolerance) -> {nx_r['extrapolated_s']:.1f} s extrapolated per edge "
-                  f"to our graph, end to end. inlink end to end (CSR build + PageRank): "
-                  f"**{f32['speedup_vs_networkx_with_build']:.0f}x faster**; PageRank alone "
-                  f"against networkx end to end: {f32['speedup_vs_networkx']:.0f}x.",
-                  f"networkx pure-Python power iteration (`_pagerank_python`, same criterion): "
-                  f"{nx_r['python_edges']:,} edges in {nx_r['python_s']:.2f} s -> "
-                  f"{nx_r['python_extrapolated_s']:.0f} s extrapolated; inlink is "
-                  f"{f32['speedup_vs_networkx_python']:.0f}x faster."]
+            f"{r['bare_matvec_2threads_s'] * 1e3:.1f} | {r['iteration_s'] * 1e3:.1f} | "
+            f"{r['iteration_vs_bare']:.2f} | {r['iterations']} "
+            f"({r['float64_steps']} in float64) | {r['pagerank_s']:.2f} "
+            f"({r['pagerank_best_s']:.2f}) | {r['peak_rss_mib']:,.0f} |")
+    lines += ["", "| domain graph | hosts | edges | build s | iterations | PageRank s |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for dtype, r in res.items():
+        d = r["domain"]
+        lines.append(f"| {dtype} | {d['nodes']:,} | {d['edges']:,} | {d['build_s']:.2f} | "
+                     f"{d['iterations']} | {d['pagerank_s']:.3f} |")
+    changes = f32.get("changes", [])
+    if changes:
+        lines += ["", "L1 change per iteration (float32): " + ", ".join(
+            f"{c:.1e}" for c in changes[:: max(1, len(changes) // 8)]) + f", {changes[-1]:.1e}"
+            f" (last). float32 result vs float64 power iteration on this graph: "
+            f"{f32.get('l1_vs_float64', float('nan')):.1e} L1."]
+    targets = result["targets"]
+    nx_r = result.get("networkx")
+    if nx_r:
+        ex = nx_r["extrapolated"]
+        lines += [
+            "",
+            f"networkx {nx_version()} on a smaller graph from the same generator, same run "
+            f"({nx_r['nodes']:,} nodes, {nx_r['edges']:,} distinct edges), told to stop on "
+            f"the same L1 change (`tol=1e-6/n`; its default stops at n x 1e-6): DiGraph "
+            f"build {nx_r['build_s']:.2f} s; `nx.pagerank` {nx_r['pagerank_s']:.2f} s, of "
+            f"which {nx_r['convert_s']:.2f} s converting to scipy and the rest "
+            f"{nx_r['iterations']} iterations ({nx_r['default_tol_s']:.2f} s with its "
+            f"default tolerance). inlink on that graph: "
+            f"{nx_r['l1_float32_vs_networkx']:.1e} L1 from networkx (float32), "
+            f"{nx_r['l1_float64_vs_networkx']:.0e} (float64).",
+            f"Extrapolated to {f32['distinct_edges']:,} edges (per edge; the iterations also "
+            f"per iteration, {nx_r['iterations']} -> {f32['iterations']}): `nx.pagerank` "
+            f"{ex['pagerank_s']:.1f} s, + DiGraph build {ex['total_s']:.1f} s.",
+            "",
+            "| speedup (networkx extrapolated / inlink, float32) | x |",
+            "| --- | ---: |",
+            f"| `nx.pagerank` vs `pagerank` (the target's measure) | "
+            f"**{result['speedup_vs_networkx']:.0f}** |",
+            f"| end to end from edge arrays: DiGraph + `nx.pagerank` vs `build_graph` + "
+            f"`pagerank` | {result['speedup_end_to_end']:.0f} |",
+            f"| networkx's pure-Python power iteration (`_pagerank_python`, "
+            f"{nx_r['python_edges']:,} edges in {nx_r['python_s']:.2f} s, "
+            f"{ex['python_s']:.0f} s extrapolated) vs `pagerank` | "
+            f"{result['speedup_vs_networkx_python']:.0f} |",
+        ]
+    lines += ["", "Targets (float32):",
+              f"- iteration <= {targets['iteration_vs_bare']}x the bare product: "
+              f"{f32['iteration_vs_bare']:.2f}x, "
+              f"{_verdict(f32['iteration_vs_bare'] <= targets['iteration_vs_bare'])}",
+              f"- total to 1e-6 <= {targets['pagerank_s']:.0f} s: {f32['pagerank_s']:.2f} s, "
+              f"{_verdict(f32['pagerank_s'] <= targets['pagerank_s'])}",
+              f"- peak RSS < {targets['peak_rss_mib'] // 1024} GiB: "
+              f"{f32['peak_rss_mib']:,.0f} MiB, "
+              f"{_verdict(f32['peak_rss_mib'] < targets['peak_rss_mib'])}"]
+    if nx_r:
+        lines += [f"- >= {targets['speedup_vs_networkx']}x networkx (`nx.pagerank` vs "
+                  f"`pagerank`): {result['speedup_vs_networkx']:.0f}x, "
+                  f"{_verdict(result['speedup_vs_networkx'] >= targets['speedup_vs_networkx'])}",
+                  f"- within 1e-6 L1 of networkx (same parameters and stop): "
+                  f"{nx_r['l1_float32_vs_networkx']:.1e}, "
+                  f"{_verdict(nx_r['l1_float32_vs_networkx'] < targets['l1_vs_networkx'])}"]
     return "\n".join(lines)
+
+
+def nx_version() -> str:
+    try:
+        import networkx as nx
+    except ImportError:   # pragma: no cover
+        return "?"
+    return str(nx.__version__)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        print(json.dumps(_measure(**json.loads(sys.argv[2]))))
+        params = json.loads(sys.argv[2])
+        if params.pop("networkx", False):
+            print(json.dumps(_networkx(**params)))
+        else:
+            print(json.dumps(_measure(**params)))
     else:
         print(to_markdown(run(quick="--quick" in sys.argv)))

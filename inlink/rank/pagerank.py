@@ -27,7 +27,7 @@ DAMPING = 0.85
 TOLERANCE = 1e-6
 MAX_ITER = 200
 #: A float32 graph iterates in float64 until the L1 change falls below this (docstring).
-FLOAT64_UNTIL = 1e-2
+FLOAT64_UNTIL = 0.1
 
 
 @dataclass(frozen=True, slots=True)
