@@ -238,6 +238,41 @@ static inline int col_char(collapser *c, const unsigned char *s, int n, long cp)
     return 0;
 }
 
+/* ASCII whitespace as str.split() sees it (filled from Py_UNICODE_ISSPACE at import). */
+static unsigned char ws_ascii[128];
+
+/* Collapse the ASCII bytes at the start of s[0:n] into c without a branch per character:
+   every byte is written (whitespace as " ") and the write position advances unless it is
+   whitespace after whitespace. A pending space is written first and a trailing one taken
+   back, so the state afterwards is what the character-at-a-time steps leave. Stops at the
+   first non-ASCII byte; returns the bytes read. Room for n + 1 bytes must be reserved. */
+static size_t col_ascii(collapser *c, const unsigned char *s, size_t n) {
+    char *o = c->out.data + c->out.len;
+    size_t k = 0, i = 0;
+    unsigned prev = c->chars == 0 || c->pending_space;
+    if (c->pending_space)
+        o[k++] = ' ';
+    for (; i < n; i++) {
+        unsigned char ch = s[i];
+        if (ch >= 0x80)
+            break;
+        unsigned sp = ws_ascii[ch];
+        o[k] = sp ? ' ' : (char)ch;
+        k += !(sp & prev);
+        prev = sp;
+    }
+    c->pending_space = 0;
+    if (k > 0 && o[k - 1] == ' ') {
+        k--;
+        c->pending_space = 1;
+    }
+    c->out.len += k;
+    c->chars += (Py_ssize_t)k;
+    if (c->stop >= 0 && c->chars > c->stop)
+        c->done = 1;
+    return i;
+}
+
 static int col_feed(collapser *c, const unsigned char *s, size_t n) {
     size_t i = 0;
     if (c->bad || c->done)
@@ -266,27 +301,18 @@ static int col_feed(collapser *c, const unsigned char *s, size_t n) {
     while (i < n && !c->done) {
         unsigned char b = s[i];
         if (b < 0x80) {
-            /* ASCII run: copy words in bulk */
-            if (Py_UNICODE_ISSPACE(b)) {
-                if (c->chars > 0)
-                    c->pending_space = 1;
-                i++;
-                continue;
+            /* ASCII: branch-free, at most what can still be kept (at least one byte) */
+            size_t m = n - i;
+            if (c->stop >= 0) {
+                Py_ssize_t room = c->stop + 1 - c->chars - c->pending_space;
+                if (room < 1)
+                    room = 1;
+                if ((size_t)room < m)
+                    m = (size_t)room;
             }
-            size_t j = i + 1;
-            Py_ssize_t room = c->stop >= 0 ? c->stop + 1 - c->chars - c->pending_space : PY_SSIZE_T_MAX;
-            while (j < n && s[j] < 0x80 && !Py_UNICODE_ISSPACE(s[j]) && (Py_ssize_t)(j - i) < room)
-                j++;
-            if (c->pending_space) {
-                if (buf_add(&c->out, " ", 1) < 0) return -1;
-                c->chars++;
-                c->pending_space = 0;
-            }
-            if (buf_add(&c->out, s + i, j - i) < 0) return -1;
-            c->chars += (Py_ssize_t)(j - i);
-            if (c->stop >= 0 && c->chars > c->stop)
-                c->done = 1;
-            i = j;
+            if (c->out.len + m + 1 > c->out.cap && buf_reserve(&c->out, m + 1) < 0)
+                return -1;
+            i += col_ascii(c, s + i, m);
             continue;
         }
         int len = utf8_len(b);
@@ -605,38 +631,48 @@ static void ctx_free(ctx_scratch *x) {
    fixed. Only characters actually read are decoded; a character that starts with a lead
    byte can never be part of an invalid sequence before it, so the result equals Python's
    `collapse("".join(parts))[-limit:]` unless the bytes read are invalid (x->bad). */
+/* rev_feed's ASCII steps, branch-free as in col_ascii, reading s[:i] backwards: at most
+   `room` bytes (so no more than `limit` characters are ever out), stopping at a non-ASCII
+   byte; returns the bytes read. Room for room + 1 bytes must be reserved. */
+static size_t rev_ascii(ctx_scratch *x, const unsigned char *s, size_t i, size_t room,
+                        Py_ssize_t limit) {
+    char *o = x->rev.data + x->rev.len;
+    size_t k = 0, used = 0;
+    unsigned prev = x->chars == 0 || x->pending;
+    if (x->pending)
+        o[k++] = ' ';
+    for (; used < room && used < i; used++) {
+        unsigned char ch = s[i - 1 - used];
+        if (ch >= 0x80)
+            break;
+        unsigned sp = ws_ascii[ch];
+        o[k] = sp ? ' ' : (char)ch;
+        k += !(sp & prev);
+        prev = sp;
+    }
+    x->pending = 0;
+    if (k > 0 && o[k - 1] == ' ') {
+        k--;
+        x->pending = 1;
+    }
+    x->rev.len += k;
+    x->chars += (Py_ssize_t)k;
+    if (x->chars >= limit)
+        x->done = 1;
+    return used;
+}
+
 static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t limit) {
     size_t i = n;
     while (i > 0 && !x->done) {
         size_t j = i - 1;
         long cp = s[j];
-        if (cp < 0x80 && !Py_UNICODE_ISSPACE(cp)) {
-            /* a run of ASCII non-space characters, at most what is still wanted: the
-               same steps as one character at a time, copied in one go */
-            if (x->pending) {
-                if (x->rev.len + 1 > x->rev.cap && buf_reserve(&x->rev, 1) < 0)
-                    return -1;
-                x->rev.data[x->rev.len++] = ' ';
-                x->pending = 0;
-                if (++x->chars >= limit) {
-                    x->done = 1;
-                    break;
-                }
-            }
-            size_t room = (size_t)(limit - x->chars);
-            while (j > 0 && i - j < room && s[j - 1] < 0x80 && !Py_UNICODE_ISSPACE(s[j - 1]))
-                j--;
-            size_t len = i - j;
-            if (x->rev.len + len > x->rev.cap && buf_reserve(&x->rev, len) < 0)
+        Py_ssize_t room = limit - x->chars - x->pending;
+        if (cp < 0x80 && room >= 1) {
+            size_t m = (size_t)room < i ? (size_t)room : i;
+            if (x->rev.len + m + 1 > x->rev.cap && buf_reserve(&x->rev, m + 1) < 0)
                 return -1;
-            char *d = x->rev.data + x->rev.len;
-            for (size_t k = 0; k < len; k++)
-                d[k] = (char)s[i - 1 - k];
-            x->rev.len += len;
-            x->chars += (Py_ssize_t)len;
-            i = j;
-            if (x->chars >= limit)
-                x->done = 1;
+            i -= rev_ascii(x, s, i, m, limit);
             continue;
         }
         if (cp >= 0x80) {
@@ -2507,6 +2543,8 @@ static struct PyModuleDef module = {
     "Native fast path of inlink.extract's link walk (see docs/extract.md).", -1, methods};
 
 PyMODINIT_FUNC PyInit__linkwalk(void) {
+    for (int ch = 0; ch < 128; ch++)
+        ws_ascii[ch] = Py_UNICODE_ISSPACE((Py_UCS4)ch) ? 1 : 0;
     S_empty = PyUnicode_InternFromString("");
     S_lstrip = PyUnicode_InternFromString("lstrip");
     S_rstrip = PyUnicode_InternFromString("rstrip");

@@ -211,6 +211,38 @@ def test_collapse_matches_python(text: str, cap: int) -> None:
     assert native.collapse(text) == collapse(text)
 
 
+# Whitespace-heavy text in several siblings on both sides of a link, short context caps: the
+# branch-free ASCII collapsing (forwards and backwards) against the Python reading.
+SPACEY = st.text(alphabet=" \t\n\x0b\x0c\r\x1cab.\u00a0\u00e9\u3000", max_size=30)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(SPACEY, min_size=7, max_size=7), st.integers(1, 14), st.integers(1, 4))
+def test_context_collapsing(parts: list[str], chars: int, siblings: int) -> None:
+    t = [p.replace("<", "") for p in parts]
+    html = (f"<p>{t[0]}<b>{t[1]}</b>{t[2]}<a href=/x>{t[3]}</a>{t[4]}<i>{t[5]}</i>{t[6]}</p>"
+            f"<a href=/y>{t[6]}{t[0]}</a>")
+    limits = ExtractLimits(context_chars=chars, context_siblings=siblings, max_anchor=chars)
+    both(html.encode(), limits=limits)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SPACEY, st.integers(0, 12))
+def test_collapse_matches_python_on_whitespace(text: str, cap: int) -> None:
+    native = extract_module._native
+    assert native is not None
+    assert native.collapse(text, cap) == collapse(text)[:cap]
+    assert native.collapse(text) == collapse(text)
+
+
+def test_count_lt_matches_bytes_count() -> None:
+    native = extract_module._native
+    assert native is not None
+    for body in (b"", b"<", b"a<b" * 1000, bytes(range(256)) * 40, b"<" * 4097 + b"x"):
+        for cut in (0, 1, 7, 8, 9, 2041):
+            assert native.count_lt(body[cut:]) == body[cut:].count(b"<")
+
+
 # ------------------------------------------------------------------ the benchmark corpus
 
 def test_benchmark_corpus_pages_agree() -> None:
