@@ -112,13 +112,23 @@ def bench_command(
         "--write-docs/--no-write-docs", help="Record the results in docs/benchmarks.md.")] = True,
     quick: Annotated[bool, typer.Option(
         "--quick", help="A short run to check that the benchmarks work (figures are noisy).")] = False,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", metavar="KEY=VALUE",
+        help="An option for the benchmarks' run() (e.g. -o index=big.duckdb for `api`); "
+             "repeatable. Each bench's docstring lists its options.")] = None,
 ) -> None:
     """Run the benchmark suite and print its markdown table(s) on stdout."""
     from inlink import benchrun
 
+    options: dict[str, str] = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise InvalidInput("--option", f"expected KEY=VALUE, got {item!r}")
+        options[key] = value
     for name in names or benchrun.available():
         err.print(f"[bold]bench {name}[/bold] ...")
-        result, markdown = benchrun.run(name, quick=quick)
+        result, markdown = benchrun.run(name, quick=quick, **options)
         typer.echo(markdown)
         if write_docs and not quick:
             path = benchrun.record(name, markdown)

@@ -66,7 +66,8 @@ def run_demo(settings: Settings, *, seed: int = 1, hosts: int = 300,
     out.print(f"[bold]synthetic web[/]: {world.n_hosts} hosts, {world.n_pages} pages "
               f"(seed {seed}); ground truth kept by the generator")
     figures: dict[str, int] = {}
-    with serve_in_thread(world, 1) as served, Store(db, memory_limit=settings.memory_limit) as store:
+    with serve_in_thread(world, 1) as served, \
+            Store(db, memory_limit=settings.memory_limit) as store:
         out.print(f"serving it on {len(set(ip for ip, _ in served.resolve.values()))} loopback "
                   f"addresses, port {served.port}")
         options = CrawlOptions(resolve=served.resolve, dns=False, delay=0.05, per_host=2,
@@ -201,8 +202,8 @@ def _report(store: Store, world: World, out: Console) -> dict[str, int]:
         table.add_row(domain, str(backlinks), str(refdomains), str(rank))
     out.print(table)
 
-    lost = Counter(dict(((reason, n) for (reason, n) in store.query(
-        "SELECT reason, count(*) FROM link_events WHERE event = 'lost' GROUP BY 1"))))
+    lost = Counter(dict((reason, n) for (reason, n) in store.query(
+        "SELECT reason, count(*) FROM link_events WHERE event = 'lost' GROUP BY 1")))
     out.print("lost links by reason: " + ", ".join(f"{r} {n}" for r, n in lost.most_common()))
     match_links = index_live == truth_live
     match_events = index_events == truth_events

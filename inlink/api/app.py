@@ -41,17 +41,23 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.db, memory_limit=settings.memory_limit)
         exports: Exports | None = None
+        ledger: keys.Ledger | None = None
         try:
             keys.ensure_schema(store)
             app.state.store = store
             app.state.secret = keys.load_secret(store)
-            exports = Exports(store, settings.exports_path(), app.state.secret)
+            ledger = keys.Ledger(store)
+            ledger.start()
+            app.state.ledger = ledger
+            exports = Exports(store, ledger, settings.exports_path(), app.state.secret)
             exports.start()
             app.state.exports = exports
             yield
         finally:
             if exports is not None:
                 exports.stop()
+            if ledger is not None:
+                ledger.stop()  # writes the last charges back
             store.close()
 
     app = FastAPI(title="inlink", version=__version__, lifespan=lifespan, docs_url="/docs",
@@ -129,6 +135,11 @@ def _error_response(request: Request, exc: BaseException,
     return Response(content, status_code=status, media_type=media_type, headers=headers)
 
 
+def _cached(ledger: keys.Ledger, key: str) -> bool:
+    """True when the ledger holds the key's balance (no index read needed)."""
+    return ledger.has(keys.hash_key(key))
+
+
 def _api_key(request: Request) -> str:
     """The key from `?apikey=` (any case: the seed writes apiKey too) or `Authorization:
     Token KEY`."""
@@ -175,7 +186,9 @@ def _handler(settings: Settings, ep: data.Endpoint) -> Callable[[Request], Await
 async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Response:
     store: Store = request.app.state.store
     key = _api_key(request)
-    known = await asyncio.to_thread(keys.lookup, store, key)
+    ledger: keys.Ledger = request.app.state.ledger
+    known = ledger.account(key) if _cached(ledger, key) else await asyncio.to_thread(
+        ledger.account, key)
     if known is None or known[0] != data.DIALECT:
         raise Unauthorized("unknown API key (Data API keys are UUIDs; Project API keys are "
                            "not accepted here)", "apikey")
@@ -191,9 +204,9 @@ async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Res
         result, cost, remaining = await asyncio.to_thread(prepared.charged, store, cost)
     else:
         result = await asyncio.to_thread(prepared.run, store)
-        # Charged only for an answer: the conditional UPDATE refuses if a concurrent call
-        # spent the balance meanwhile, and nothing is returned then.
-        remaining = await asyncio.to_thread(keys.charge, store, key, cost)
+        # Charged only for an answer: if a concurrent call spent the balance meanwhile, the
+        # ledger refuses and nothing is returned.
+        remaining = ledger.charge(ctx.key_hash, cost)
     content, media_type = render(result, fmt)
     return Response(content, media_type=media_type,
                     headers={COST_HEADER: str(cost), REMAINING_HEADER: str(remaining)})

@@ -38,7 +38,8 @@ from typing import Any
 import duckdb
 
 from inlink import query as q
-from inlink.errors import InlinkError, OutOfCredits
+from inlink.api.keys import Ledger
+from inlink.errors import InlinkError
 from inlink.index.store import Store, run
 
 log = logging.getLogger("inlink.api.exports")
@@ -143,10 +144,11 @@ def write_csv_gz(rows: Iterable[q.Backlink], path: Path) -> tuple[int, int]:
 class Exports:
     """The export tasks of one server: submit, status, the download path, and the worker."""
 
-    def __init__(self, store: Store, directory: Path, secret: bytes, *,
+    def __init__(self, store: Store, ledger: Ledger, directory: Path, secret: bytes, *,
                  ttl: dt.timedelta = DEFAULT_TTL, page_size: int = 10_000,
                  clock: Callable[[], dt.datetime] = _now) -> None:
         self.store = store
+        self.ledger = ledger
         self.dir = directory
         self.secret = secret
         self.ttl = ttl
@@ -189,28 +191,33 @@ class Exports:
     def submit(self, key_hash: str, target: q.Target, cost: int) -> Submitted:
         """Queue an export of `target` for a key, charging `cost`; or refuse it while the key
         has an unfinished task (`rejected`, not charged). OutOfCredits when the balance is
-        short (nothing queued, nothing charged)."""
+        short (nothing queued, nothing charged). The busy check, the charge and the insert
+        happen under the store's single write lock, so two requests cannot both start."""
         task_id = str(uuid.uuid4())
         now = self.clock()
         name = f"{_safe_name(target.given)}-{int(now.timestamp() * 1000)}.csv.gz"
 
+        charged = False
+
         def fn(conn: duckdb.DuckDBPyConnection) -> Submitted:
-            balance = run(conn, "SELECT balance FROM api_keys WHERE key_hash = ?", [key_hash])
-            have = int(balance[0][0]) if balance else 0
+            nonlocal charged
             busy = run(conn, "SELECT task_id FROM api_exports WHERE key_hash = ? AND "
                              "status IN (?, ?) LIMIT 1", [key_hash, QUEUED, PROCESSING])
             if busy:
-                return Submitted(REJECTED, None, 0, have)
-            left = run(conn, "UPDATE api_keys SET balance = balance - ? WHERE key_hash = ? "
-                             "AND balance >= ? RETURNING balance", [cost, key_hash, cost])
-            if not left:
-                raise OutOfCredits(cost, have)
+                return Submitted(REJECTED, None, 0, self.ledger.charge(key_hash, 0))
+            left = self.ledger.charge(key_hash, cost)  # OutOfCredits: nothing inserted
+            charged = True
             run(conn, "INSERT INTO api_exports (task_id, key_hash, target, mode, status, "
                       "file_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [task_id, key_hash, target.given, target.mode.value, QUEUED, name, now])
-            return Submitted(QUEUED, task_id, cost, int(left[0][0]))
+            return Submitted(QUEUED, task_id, cost, left)
 
-        out = self.store.write(fn)
+        try:
+            out = self.store.write(fn)
+        except BaseException:
+            if charged:  # the transaction rolled back: give the charge back
+                self.ledger.refund(key_hash, cost)
+            raise
         if out.status == QUEUED:
             self._wake.set()
         return out

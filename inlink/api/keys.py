@@ -1,12 +1,22 @@
-"""API keys and credits, kept in the index file: keys are stored as sha256 hashes, and each
-call is charged with one conditional UPDATE in the store's single writer, so concurrent calls
-never overspend a balance or drive it negative. Also the server's persisted cursor secret."""
+"""API keys and credits, kept in the index file: keys are stored as sha256 hashes. Also the
+server's persisted cursor secret.
+
+Two ways to charge a key:
+- `charge()`: one conditional UPDATE in the store's single writer (the CLI, tests, tools).
+- `Ledger`: what the server uses. The server is the index file's only writer, so it keeps each
+  key's balance in memory, charges under a lock (check and subtract are one step: concurrent
+  calls never overspend or go negative) and writes the spent credits back in one transaction
+  every `flush_interval` seconds and at shutdown. A request then costs no write transaction;
+  a crash forgets at most the last interval's charges, in the customer's favour.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -99,6 +109,114 @@ def charge(store: Store, key: str, cost: int) -> int:
         raise OutOfCredits(cost, int(have[0][0]) if have else 0)
 
     return store.write(fn)
+
+
+log = logging.getLogger("inlink.api.keys")
+
+
+@dataclass(slots=True)
+class _Account:
+    dialect: str
+    balance: int          # what the key has now, pending charges included
+    pending: int = 0      # charged in memory, not yet written to api_keys
+
+
+class Ledger:
+    """Balances of the keys a server has seen, charged in memory, written back in batches."""
+
+    def __init__(self, store: Store, *, flush_interval: float = 0.25) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self._lock = threading.Lock()
+        self._accounts: dict[str, _Account] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._flusher, name="inlink-ledger",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self.flush()
+            except Exception:  # keep charging in memory; the next flush retries
+                log.exception("writing credit balances failed")
+
+    def has(self, key_hash: str) -> bool:
+        with self._lock:
+            return key_hash in self._accounts
+
+    def account(self, key: str) -> tuple[str, int] | None:
+        """(dialect, balance) of a key, or None when the index does not know it. A known key
+        is read from the index once and then served from memory."""
+        h = hash_key(key)
+        with self._lock:
+            acc = self._accounts.get(h)
+            if acc is not None:
+                return acc.dialect, acc.balance
+        rows = self.store.query("SELECT dialect, balance FROM api_keys WHERE key_hash = ?", [h])
+        if not rows:
+            return None
+        with self._lock:
+            acc = self._accounts.setdefault(h, _Account(str(rows[0][0]), int(rows[0][1])))
+            return acc.dialect, acc.balance
+
+    def charge(self, key_hash: str, cost: int) -> int:
+        """Take `cost` credits; returns the balance left. OutOfCredits (nothing taken) when
+        the balance does not cover it. The key must have been looked up with `account`."""
+        with self._lock:
+            acc = self._accounts.get(key_hash)
+            if acc is None:
+                raise OutOfCredits(cost, 0)
+            if acc.balance < cost:
+                raise OutOfCredits(cost, acc.balance)
+            acc.balance -= cost
+            acc.pending += cost
+            return acc.balance
+
+    def refund(self, key_hash: str, cost: int) -> None:
+        """Give back a charge whose work did not happen."""
+        with self._lock:
+            acc = self._accounts[key_hash]
+            acc.balance += cost
+            acc.pending -= cost
+
+    def flush(self) -> int:
+        """Write pending charges to the index in one transaction; returns how many keys."""
+        with self._lock:
+            due = {h: a.pending for h, a in self._accounts.items() if a.pending}
+            for h in due:
+                self._accounts[h].pending = 0
+        if not due:
+            return 0
+
+        def fn(conn: duckdb.DuckDBPyConnection) -> None:
+            for h, spent in due.items():
+                run(conn, "UPDATE api_keys SET balance = balance - ? WHERE key_hash = ?",
+                    [spent, h])
+
+        try:
+            self.store.write(fn)
+        except BaseException:
+            with self._lock:  # not written: charge them again next time
+                for h, spent in due.items():
+                    self._accounts[h].pending += spent
+            raise
+        return len(due)
+
+    def forget(self) -> None:
+        """Flush, then drop every cached balance (after keys were changed in the index)."""
+        self.flush()
+        with self._lock:
+            self._accounts = {h: a for h, a in self._accounts.items() if a.pending}
 
 
 def load_secret(store: Store) -> bytes:

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
 
 from inlink.api.app import create_app
 from inlink.api.exports import Exports
-from inlink.api.keys import create_key
+from inlink.api.keys import Ledger, create_key, hash_key
 from inlink.index.crawljob import CrawlOptions, crawl
 from inlink.index.store import Store
 from inlink.rank import run_rank
@@ -63,6 +63,13 @@ class Api:
     today: dt.date
     world: World
     exports: Exports
+    ledger: Ledger
+
+    def balance_in_index(self, key: str) -> int:
+        """The key's balance as written in the index (after the ledger's write-back)."""
+        self.ledger.flush()
+        return int(self.store.query("SELECT balance FROM api_keys WHERE key_hash = ?",
+                                    [hash_key(key)])[0][0])
 
     def new_key(self, credits: int, dialect: str = "data") -> str:
         return create_key(self.store, dialect, credits)
@@ -74,4 +81,5 @@ def api(built: Built) -> Iterator[Api]:
     with TestClient(app, raise_server_exceptions=False) as client:
         store: Store = app.state.store
         key = create_key(store, "data", 10**9)
-        yield Api(client, store, key, built.today, built.world, app.state.exports)
+        yield Api(client, store, key, built.today, built.world, app.state.exports,
+                  app.state.ledger)

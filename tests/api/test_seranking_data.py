@@ -210,9 +210,7 @@ def test_credits_never_overspent_under_concurrency(api: Api, top: str) -> None:
     for th in threads:
         th.join()
     assert statuses.count(200) == 5 and statuses.count(402) == 11
-    from inlink.api.keys import hash_key
-    assert api.store.query("SELECT balance FROM api_keys WHERE key_hash = ?",
-                           [hash_key(key)])[0][0] == 0
+    assert api.balance_in_index(key) == 0
 
 
 @pytest.mark.parametrize(("path", "params", "name"), [

@@ -269,9 +269,7 @@ def test_export_rejected_while_one_runs_and_never_overspent(api: Api, top: str) 
     # one task starts; the others are refused while it is queued, and cost nothing
     assert statuses.count("queued_for_processing") == 1
     assert statuses.count("rejected") == 7
-    from inlink.api.keys import hash_key
-    assert api.store.query("SELECT balance FROM api_keys WHERE key_hash = ?",
-                           [hash_key(key)])[0][0] == 2
+    assert api.balance_in_index(key) == 2
     assert api.exports.wait_idle(60)
     # finished: the next request starts; a key without credits gets 402, nothing queued
     get(api, "/export", key=key, target=top)
@@ -280,8 +278,7 @@ def test_export_rejected_while_one_runs_and_never_overspent(api: Api, top: str) 
     assert api.exports.wait_idle(60)
     r = api.client.get(V1 + "/export", params={"apikey": key, "target": top})
     assert r.status_code == 402
-    assert api.store.query("SELECT balance FROM api_keys WHERE key_hash = ?",
-                           [hash_key(key)])[0][0] == 0
+    assert api.balance_in_index(key) == 0
 
 
 def test_export_and_authority_bad_input(api: Api, top: str) -> None:
