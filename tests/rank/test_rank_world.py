@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from inlink.extract import Extraction, PageFacts
 from inlink.index.store import Store
 from inlink.index.writer import IndexWriter
 from inlink.rank import domain_rank, run_rank
+from inlink.rank.graph import load_snapshot
 from inlink.settings import Settings
 from inlink.sources.record import FetchRecord
 
@@ -66,4 +68,34 @@ def test_farms_score_above_ordinary_domains(tmp_path: Path) -> None:
     assert min(farm_scores) > p90, (sorted(farm_scores), p90)
     # and the money site the farm pushes does get authority from it
     assert domain_rank(store, next(iter(farm))) is not None
+    store.close()
+
+
+def test_scores_match_networkx_on_the_synthetic_web(tmp_path: Path) -> None:
+    """Issue 4 §2 on the synthetic web: the default run (float32, L1 change < 1e-6) is within
+    1e-6 L1 of networkx.pagerank stopped on the same L1 change; pages without passing
+    in-links sit exactly on the floor (rank 0); rank never decreases with score."""
+    try:
+        w = world_model.World(seed=7, hosts=120, days=4)
+        store = Store(tmp_path / "world.duckdb")
+        crawl_day(w, store)
+    except (AttributeError, TypeError) as exc:   # the world is still being written
+        pytest.skip(f"world API not ready: {exc}")
+    run_rank(store, Settings(as_of=w.date_of(DAY)))
+    snap = load_snapshot(store.cursor())
+    n = len(snap.page_keys)
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(zip(snap.page_src.tolist(), snap.page_dst.tolist(), strict=True))
+    assert g.number_of_edges() > 1000
+    pr = nx.pagerank(g, alpha=0.85, tol=1e-6 / n, max_iter=1000)
+    rows = store.query("SELECT url_key, score, inlink_rank, in_links FROM rank_pages "
+                       "WHERE run_id = (SELECT run_id FROM rank_current)")
+    got = {str(r[0]): (float(r[1]), int(r[2]), int(r[3])) for r in rows}
+    keys = snap.page_keys.tolist()
+    assert sum(abs(got[keys[i]][0] - pr[i]) for i in range(n)) < 1e-6
+    unlinked = [v for v in got.values() if v[2] == 0]
+    assert unlinked and len({v[0] for v in unlinked}) == 1 and {v[1] for v in unlinked} == {0}
+    by_score = sorted(got.values())
+    assert [v[1] for v in by_score] == sorted(v[1] for v in by_score)
     store.close()
