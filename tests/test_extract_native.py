@@ -23,6 +23,7 @@ from inlink.extract import (
     native_available,
     use_native,
 )
+from inlink.urls import parse_url
 from tests.test_extract import PAGE, check_invariants, document, header_names, header_values
 
 pytestmark = pytest.mark.skipif(not native_available(),
@@ -233,6 +234,50 @@ def test_collapse_matches_python_on_whitespace(text: str, cap: int) -> None:
     assert native is not None
     assert native.collapse(text, cap) == collapse(text)[:cap]
     assert native.collapse(text) == collapse(text)
+
+
+# Relative resolution without ada (resolve_simple) against ada on the same base: it may
+# decline an href (None) but never disagree.
+BASES = st.builds(
+    lambda scheme, cred, host, port, path, query, frag: parse_url(
+        f"{scheme}://{cred}{host}{port}{path}{query}{frag}"),
+    st.sampled_from(["http", "https", "HTTP", "ftp"]), st.sampled_from(["", "u:p@", "u@"]),
+    st.sampled_from(["h.example.com", "[::1]", "127.0.0.1", "xn--bcher-kva.example", "h"]),
+    st.sampled_from(["", ":8080", ":443", ":80"]),
+    st.lists(st.sampled_from(["", "a", "b.html", "..", ".", "%2e", "c;d", "x:y"]),
+             max_size=4).map(lambda segs: "/" + "/".join(segs)),
+    st.sampled_from(["", "?", "?q=1", "?a/b"]), st.sampled_from(["", "#", "#f", "#a/b"]),
+)
+SEGMENTS = st.lists(st.sampled_from(["", ".", "..", "a", "b.c", "x:y", "%2e", ".%2E", "~u",
+                                     "a b", "\\", "é", "(1)", "=;,+$!*@&"]), max_size=5)
+HREFS = st.one_of(
+    st.text(alphabet="ab./?#:;@=&%-_~!$'()*+, \t\n\\|^`{}<>\"\x00\u00e9", max_size=16),
+    st.builds(lambda lead, segs, tail: lead + "/".join(segs) + tail,
+              st.sampled_from(["", "/", "//", "./", "../", "?", "#", "a:", "http:"]), SEGMENTS,
+              st.sampled_from(["", "?", "?x=1", "#", "#f/g", "?a#b#c", "/"])),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(HREFS, BASES)
+def test_simple_resolution_matches_ada(href: str, base: str | None) -> None:
+    native = extract_module._native
+    assert native is not None
+    if base is None:
+        return
+    got = native.resolve_simple(href, base)
+    if got is not None:
+        assert got == parse_url(href, base)
+
+
+def test_simple_resolution_takes_the_usual_hrefs() -> None:
+    native = extract_module._native
+    assert native is not None
+    base = "https://docs.example.org/std/index.html?x#y"
+    for href in ("../a/b.html#m", "/x", "p?q=1", "#top", "?page=2", "", "a//b/./c/.."):
+        assert native.resolve_simple(href, base) == parse_url(href, base)
+    for href in ("https://a.example/", "//cdn.example/x", " x", "a b", "%2e%2e/x", "mailto:x"):
+        assert native.resolve_simple(href, base) is None
 
 
 def test_count_lt_matches_bytes_count() -> None:
