@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from inlink.errors import ArchiveError
-from inlink.extract import DEFAULT_LIMITS, Extraction, ExtractLimits, Link, LinkKind, PageFacts
+from inlink.extract import DEFAULT_LIMITS, ExtractLimits
+from inlink.index.rows import Packed, PackedFetch, pack_fetches, unpack_fetches
 from inlink.index.store import Store
 from inlink.index.writer import IndexWriter, ManifestUpdate, load_manifest
-from inlink.sources.record import Evidence, FetchRecord
+from inlink.sources.record import FetchRecord
 from inlink.sources.warc import (
     DEFAULT_READ_LIMITS,
     Damage,
@@ -121,51 +122,16 @@ class IngestSummary:
 
 # ---------------------------------------------------------------------------- worker side
 
-_KINDS = {k.value: k for k in LinkKind}
-Packed = tuple[Any, ...]
-
-
-def _pack(record: FetchRecord) -> Packed:
-    """A FetchRecord as plain tuples: pickling slotted dataclasses costs ~3x more."""
-    ex = record.extraction
-    facts = links = None
-    if ex is not None:
-        f = ex.facts
-        facts = (f.url, f.url_key, f.status, f.content_type, f.is_html, f.title, f.language,
-                 f.encoding, f.size, f.internal_links, f.external_links, f.noindex, f.nofollow,
-                 f.canonical, f.base_url, f.truncated, f.links_dropped)
-        links = [(k.target_url, k.target_key, k.kind.value, k.anchor, k.nofollow, k.ugc,
-                  k.sponsored, k.alt, k.image_url, k.text_pre, k.text_post, k.location,
-                  k.links_count, k.hreflang) for k in ex.links]
-    ev = record.evidence
-    return (record.url, record.url_key, record.fetched_at, record.status, record.ip,
-            record.content_type, record.redirect_to, record.source,
-            ev.path if ev else None, ev.offset if ev else 0, ev.digest if ev else None,
-            facts, links)
-
-
-def _unpack(p: Packed) -> FetchRecord:
-    (url, url_key, fetched_at, status, ip, ctype, redirect_to, source, ev_path, ev_offset,
-     ev_digest, facts, links) = p
-    extraction = None
-    if facts is not None:
-        kinds = _KINDS
-        extraction = Extraction(
-            PageFacts(*facts),
-            [Link(t[0], t[1], kinds[t[2]], *t[3:]) for t in links])
-    evidence = Evidence(ev_path, ev_offset, ev_digest) if ev_path is not None else None
-    return FetchRecord(url=url, url_key=url_key, fetched_at=fetched_at, status=status, ip=ip,
-                       content_type=ctype, extraction=extraction, redirect_to=redirect_to,
-                       evidence=evidence, source=source)
-
-
 Outcome = tuple[int, str, Any]   # (offset, "record" | "damage" | "skip", payload)
 
 
 def process_chunk(chunk: list[WarcItem | Damage], path: str,
-                  limits: ExtractLimits = DEFAULT_LIMITS) -> list[Outcome]:
-    """Worker task: items -> packed fetch records, in order; damage passes through."""
+                  limits: ExtractLimits = DEFAULT_LIMITS) -> tuple[list[Outcome], Packed]:
+    """Worker task: items -> fetch records, classified and packed into link columns
+    (index.rows), in order; a record's payload is its index in the packed group, damage
+    passes through."""
     out: list[Outcome] = []
+    records: list[FetchRecord] = []
     for item in chunk:
         if isinstance(item, Damage):
             out.append((item.offset, "damage", item.cause))
@@ -180,8 +146,17 @@ def process_chunk(chunk: list[WarcItem | Damage], path: str,
         elif isinstance(got, Damage):
             out.append((got.offset, "damage", got.cause))
         else:
-            out.append((item.offset, "record", _pack(got)))
-    return out
+            out.append((item.offset, "record", len(records)))
+            records.append(got)
+    return out, pack_fetches(records)
+
+
+def _unpack_chunk(result: tuple[list[Outcome], Packed]) -> list[Outcome]:
+    """Driver side: record payloads become PackedFetch values over the chunk's link rows."""
+    outcomes, packed = result
+    fetches = unpack_fetches(packed)
+    return [(offset, what, fetches[payload] if what == "record" else payload)
+            for offset, what, payload in outcomes]
 
 
 def tune_malloc() -> bool:
@@ -244,16 +219,16 @@ class _Pipeline:
     def run(self, chunks: Iterator[list[WarcItem | Damage]]) -> Iterator[Outcome]:
         if self.pool is None:
             for chunk in chunks:
-                yield from process_chunk(chunk, self.path, self.limits)
+                yield from _unpack_chunk(process_chunk(chunk, self.path, self.limits))
             return
-        pending: deque[cf.Future[list[Outcome]]] = deque()
+        pending: deque[cf.Future[tuple[list[Outcome], Packed]]] = deque()
         try:
             for chunk in chunks:
                 pending.append(self.pool.submit(process_chunk, chunk, self.path, self.limits))
                 while len(pending) >= self.depth:
-                    yield from pending.popleft().result()
+                    yield from _unpack_chunk(pending.popleft().result())
             while pending:
-                yield from pending.popleft().result()
+                yield from _unpack_chunk(pending.popleft().result())
         finally:
             for fut in pending:
                 fut.cancel()
@@ -289,14 +264,14 @@ def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size
     items = iter_records(path, start_offset=start, limits=read_limits, known_digests=known,
                          stats=stats)
     writer = IndexWriter(store, job)
-    batch: list[FetchRecord] = []
+    batch: list[PackedFetch] = []
 
     def commit(position: int, done: bool) -> None:
         nonlocal batch
         update = ManifestUpdate(job=job, kind="ingest", path=evidence_path, position=position,
                                 records_ok=total_ok, records_bad=total_bad, done=done,
                                 digest=digest, size=size)
-        applied = writer.apply(batch, update)
+        applied = writer.apply_packed(batch, update)
         result.pages += applied.fetches
         result.links_new += applied.new_links
         result.links_lost += applied.lost_links
@@ -319,7 +294,7 @@ def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size
         total_ok += 1
         result.records_ok += 1
         if what == "record":
-            batch.append(_unpack(payload))
+            batch.append(payload)
     commit(size, True)
     result.skipped = stats.skipped
     result.revisits_unresolved = stats.revisits_unresolved

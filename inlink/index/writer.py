@@ -10,15 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from inlink import urls
-from inlink.extract import Link
-from inlink.index.state import LINK_REMOVED, Outcome, PageState, classify, link_attr_hash, link_id
+from inlink.index.rows import LINK_COLUMNS, LINK_SCHEMA, PackedFetch, host_and_domain, to_packed
 from inlink.index.store import Store, run
 from inlink.sources.record import FetchRecord
 
@@ -57,26 +55,16 @@ class _PageRow:
     links: dict[int, int]               # live link_id -> attr hash
 
 
-@dataclass(slots=True)
-class _LinkRow:
-    """The final state, after this batch, of a link the batch touched."""
-
-    link_id: int
-    source: FetchRecord
-    link: Link | None                   # None: not seen in this batch, only its state changes
-    attr_hash: int
-    live: bool
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    lost_at: dt.datetime | None
-    lost_reason: str | None
-    first_fetch_id: int
-    last_fetch_id: int
-    full_update: bool                   # attributes changed (or revived): rewrite every column
-
-
-def _naive_utc(at: dt.datetime) -> dt.datetime:
-    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+# The state, after this batch, of a link the batch touched: a list indexed by these (a
+# list, not a dataclass: the writer makes one per link written).
+_ROW, _LIVE, _FIRST, _LAST, _LOST_AT, _REASON, _FIRST_FETCH, _LAST_FETCH, _FULL, _ATTR, \
+    _WHERE = range(11)
+# _ROW: the batch link row it was last live in (-1: only lost in this batch); _FULL: its
+# attributes changed, or it came back: rewrite every column; _WHERE: whether the links table
+# has it. A link id includes its source page, so a link of a page the index never had is
+# ABSENT, one its page kept live last time is IN_TABLE, and only a link new to a known page's
+# live set (never seen, or lost before and back) has to be looked up (MAYBE).
+IN_TABLE, MAYBE, ABSENT = 0, 1, 2
 
 
 class IndexWriter:
@@ -89,76 +77,103 @@ class IndexWriter:
     def apply(self, records: Sequence[FetchRecord],
               manifest: ManifestUpdate | None = None) -> BatchStats:
         """Apply one batch atomically; returns what it changed."""
+        return self.apply_packed(to_packed(records), manifest)
+
+    def apply_packed(self, fetches: Sequence[PackedFetch],
+                     manifest: ManifestUpdate | None = None) -> BatchStats:
+        """`apply` for fetches already classified and packed (index.rows)."""
         with self.store.transaction() as conn:
-            return self._apply(conn, records, manifest)
+            return self._apply(conn, fetches, manifest)
 
     # -- the batch, inside its transaction
 
-    def _apply(self, conn: duckdb.DuckDBPyConnection, records: Sequence[FetchRecord],
+    def _apply(self, conn: duckdb.DuckDBPyConnection, fetches: Sequence[PackedFetch],
                manifest: ManifestUpdate | None) -> BatchStats:
         stats = BatchStats(batch_id=self.store.next_id(conn, "batches", "batch_id"))
+        batch_id = stats.batch_id
         next_fetch = self.store.next_id(conn, "fetches", "fetch_id")
-        ordered = sorted(records, key=lambda r: _naive_utc(r.fetched_at))
-        pages = self._load_pages(conn, {r.url_key for r in ordered})
-        touched: dict[int, _LinkRow] = {}
-        events: list[tuple[Any, ...]] = []
+        ordered = sorted(fetches, key=lambda f: f.fetched_at)
+        stored = self._load_pages(conn, {f.url_key for f in ordered})
+        pages = dict(stored)
+        touched: dict[int, list[Any]] = {}
+        new_rows: list[int] = []            # batch link row of each `new` event
+        new_at: list[dt.datetime] = []
         lost_events: list[tuple[Any, ...]] = []
         fetch_rows: list[tuple[Any, ...]] = []
         page_rows: dict[str, tuple[Any, ...]] = {}
+        states = stats.states
+        base = 0
+        bases: list[int] = []
+        for f in ordered:
+            bases.append(base)
+            base += len(f.link_ids)
 
-        for record in ordered:
-            at = _naive_utc(record.fetched_at)
+        for f, first_row in zip(ordered, bases, strict=True):
+            at = f.fetched_at
             fetch_id = next_fetch
             next_fetch += 1
-            stats.fetches += 1
-            outcome = classify(record)
-            stats.states[outcome.state.value] = stats.states.get(outcome.state.value, 0) + 1
-            previous = pages.get(record.url_key)
+            states[f.state] = states.get(f.state, 0) + 1
+            previous = pages.get(f.url_key)
             applied = previous is None or at >= previous.last_crawl
-            fetch_rows.append(_fetch_row(fetch_id, stats.batch_id, record, at, outcome, applied))
+            fetch_rows.append((fetch_id, batch_id, f.url_key, f.url, at, f.status, f.state,
+                               applied, f.source, f.ip, f.evidence_path, f.evidence_offset,
+                               f.evidence_digest))
             if not applied:
                 # An older capture than the one already applied (archives arrive out of order):
                 # kept as a fetch for evidence, but history only moves forward.
                 stats.stale += 1
                 continue
-            live = {link_id(record.url_key, link): link for link in outcome.live_links}
+            # Repeats of an id on one page: the last one wins (as a dict would have it).
+            live = dict(zip(f.link_ids, range(first_row, first_row + len(f.link_ids)),
+                            strict=True))
+            hashes = dict(zip(f.link_ids, f.link_hashes, strict=True))
             old = previous.links if previous else {}
-            reason = LINK_REMOVED if outcome.state is PageState.INDEXABLE else outcome.lost_reason
-            hashes: dict[int, int] = {}
-            for lid, link in live.items():
-                attr = hashes[lid] = link_attr_hash(link)
-                row = touched.get(lid)
+            known = stored[f.url_key].links if f.url_key in stored else None
+            reason = f.lost_reason
+            for lid, row in live.items():
+                attr = hashes[lid]
+                t = touched.get(lid)
                 if lid not in old:
-                    stats.new_links += 1
-                    events.append(_event(at, lid, "new", None, record, link, stats.batch_id))
-                if row is None:
-                    touched[lid] = _LinkRow(lid, record, link, attr, True, at, at, None, None,
-                                            fetch_id, fetch_id,
-                                            full_update=lid not in old or old[lid] != attr)
-                else:
-                    row.source, row.link, row.live, row.last_seen = record, link, True, at
-                    row.lost_at = row.lost_reason = None
-                    row.full_update = row.full_update or row.attr_hash != attr or lid not in old
-                    row.attr_hash, row.last_fetch_id = attr, fetch_id
-            for lid in old.keys() - live.keys():
-                stats.lost_links += 1
-                row = touched.get(lid)
-                if row is None:
-                    # Lost without being in this batch's pages before: write only its state.
-                    touched[lid] = row = _LinkRow(lid, record, None, old[lid], False,
-                                                  at, previous.last_crawl if previous else at,
-                                                  at, reason, fetch_id, fetch_id, False)
-                else:
-                    row.live, row.lost_at, row.lost_reason = False, at, reason
-                    if previous:
-                        row.last_seen = previous.last_crawl
-                lost_events.append((at.date(), at, lid, reason, stats.batch_id))
-            pages[record.url_key] = _PageRow(
-                record.url_key, previous.first_crawl if previous else at, at, hashes)
-            page_rows[record.url_key] = _page_row(record, at, fetch_id, outcome,
-                                                  pages[record.url_key])
+                    new_rows.append(row)
+                    new_at.append(at)
+                    if t is None:
+                        where = (ABSENT if known is None
+                                 else MAYBE if lid not in known else IN_TABLE)
+                        touched[lid] = [row, True, at, at, None, None, fetch_id, fetch_id, True,
+                                        attr, where]
+                        continue
+                elif t is None:
+                    touched[lid] = [row, True, at, at, None, None, fetch_id, fetch_id,
+                                    old[lid] != attr, attr, IN_TABLE]
+                    continue
+                t[_ROW], t[_LIVE], t[_LAST], t[_LOST_AT], t[_REASON] = row, True, at, None, None
+                t[_FULL] = t[_FULL] or t[_ATTR] != attr or lid not in old
+                t[_ATTR], t[_LAST_FETCH] = attr, fetch_id
+            if old:
+                last_crawl = previous.last_crawl if previous else at
+                gone = old.keys() - live.keys()
+                stats.lost_links += len(gone)
+                for lid in gone:
+                    t = touched.get(lid)
+                    if t is None:
+                        # Lost without being live in this batch before: only its state changes.
+                        touched[lid] = [-1, False, at, last_crawl, at, reason, fetch_id, fetch_id,
+                                        False, old[lid], IN_TABLE]
+                    else:
+                        t[_LIVE], t[_LOST_AT], t[_REASON], t[_LAST] = False, at, reason, last_crawl
+                    lost_events.append((at.date(), at, lid, reason, batch_id))
+            page = pages[f.url_key] = _PageRow(
+                f.url_key, previous.first_crawl if previous else at, at, hashes)
+            page_rows[f.url_key] = _page_row(f, fetch_id, page)
+        stats.fetches = len(ordered)
+        stats.new_links = len(new_rows)
 
-        self._write(conn, stats, touched, events, lost_events, fetch_rows, page_rows, manifest)
+        # One contiguous table: DuckDB scans an Arrow table of thousands of small chunks
+        # (one per page) several times slower than the same rows in one chunk.
+        links = pa.Table.from_batches([f.links for f in ordered],
+                                      schema=LINK_SCHEMA).combine_chunks()
+        self._write(conn, stats, links, touched, new_rows, new_at, lost_events, fetch_rows,
+                    page_rows, set(stored), manifest)
         return stats
 
     @staticmethod
@@ -176,70 +191,105 @@ class IndexWriter:
         return {key: _PageRow(key, first, last, dict(zip(ids or [], hashes or [], strict=True)))
                 for key, first, last, ids, hashes in rows}
 
-    def _write(self, conn: duckdb.DuckDBPyConnection, stats: BatchStats,
-               touched: dict[int, _LinkRow], events: list[tuple[Any, ...]],
-               lost_events: list[tuple[Any, ...]], fetch_rows: list[tuple[Any, ...]], page_rows: dict[str, tuple[Any, ...]],
+    def _write(self, conn: duckdb.DuckDBPyConnection, stats: BatchStats, links: pa.Table,
+               touched: dict[int, list[Any]], new_rows: list[int], new_at: list[dt.datetime],
+               lost_events: list[tuple[Any, ...]], fetch_rows: list[tuple[Any, ...]],
+               page_rows: dict[str, tuple[Any, ...]], stored: set[str],
                manifest: ManifestUpdate | None) -> None:
         if fetch_rows:
             _insert(conn, "fetches", _FETCH_COLUMNS, fetch_rows)
         if page_rows:
-            keys = pa.table({"url_key": pa.array(list(page_rows), pa.string())})
-            conn.register("batch_keys", keys)
-            run(conn, "DELETE FROM pages WHERE url_key IN (SELECT url_key FROM batch_keys)")
-            conn.unregister("batch_keys")
+            replaced = [key for key in page_rows if key in stored]
+            if replaced:
+                conn.register("batch_keys", pa.table({"url_key": pa.array(replaced,
+                                                                          pa.string())}))
+                run(conn, "DELETE FROM pages WHERE url_key IN (SELECT url_key FROM batch_keys)")
+                conn.unregister("batch_keys")
             _insert(conn, "pages", _PAGE_COLUMNS, list(page_rows.values()))
         if touched:
-            self._write_links(conn, touched)
-        if events:
+            self._write_links(conn, links, touched)
+        if new_rows:
+            picked = links.select(_EVENT_FROM_LINK)
+            if new_rows != list(range(links.num_rows)):
+                picked = picked.take(pa.array(new_rows, pa.int64()))
+            n = len(new_rows)
+            seen_at = pa.array(new_at, pa.timestamp("us"))
+            events = pa.table({
+                "day": pc.cast(seen_at, pa.date32()), "seen_at": seen_at,
+                "link_id": picked.column("link_id"),
+                "event": pa.array(["new"] * n, pa.string()),
+                "reason": pa.nulls(n, pa.string()),
+                **{name: picked.column(name) for name in _EVENT_FROM_LINK[1:]},
+                "batch_id": pa.array([stats.batch_id] * n, pa.int64()),
+            })
             _insert(conn, "link_events", _EVENT_COLUMNS, events)
         if lost_events:
             # Lost links are known here only by id: their targets come from the stored rows.
             conn.register("lost_rows", _arrow(("day", "seen_at", "link_id", "reason", "batch_id"),
                                               lost_events))
-            run(conn, 
+            run(conn,
                 "INSERT INTO link_events SELECT e.day, e.seen_at, e.link_id, 'lost', e.reason, "
                 "l.target_domain, l.target_host, l.target_key, l.source_key, l.source_domain, "
                 "l.internal, e.batch_id FROM lost_rows e JOIN links l USING (link_id)")
             conn.unregister("lost_rows")
         run(conn, "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                     [stats.batch_id, self.job, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                      stats.fetches, stats.new_links, stats.lost_links])
+            [stats.batch_id, self.job, dt.datetime.now(dt.UTC).replace(tzinfo=None),
+             stats.fetches, stats.new_links, stats.lost_links])
         if manifest is not None:
             _save_manifest(conn, manifest)
 
     @staticmethod
-    def _write_links(conn: duckdb.DuckDBPyConnection, touched: dict[int, _LinkRow]) -> None:
-        ids = pa.table({"link_id": pa.array(list(touched), pa.int64())})
-        conn.register("touched_ids", ids)
-        existing = {row[0] for row in run(
-            conn, "SELECT l.link_id FROM links l JOIN touched_ids t USING (link_id)")}
-        conn.unregister("touched_ids")
-
-        inserts = [_link_row(r) for r in touched.values() if r.link_id not in existing]
-        full = [_link_row(r) for r in touched.values()
-                if r.link_id in existing and r.full_update and r.link is not None]
-        light = [(r.link_id, r.live, r.last_seen, r.lost_at, r.lost_reason, r.last_fetch_id,
-                  r.source.ip, _subnet(r.source.ip), r.source.country)
-                 for r in touched.values()
-                 if r.link_id in existing and not (r.full_update and r.link is not None)]
+    def _write_links(conn: duckdb.DuckDBPyConnection, links: pa.Table,
+                     touched: dict[int, list[Any]]) -> None:
+        # The table is probed only for the few links that may be in it (see _WHERE).
+        probe = [lid for lid, t in touched.items() if t[_WHERE] == MAYBE]
+        existing: set[int] = set()
+        if probe:
+            conn.register("probe_ids", pa.table({"link_id": pa.array(probe, pa.int64())}))
+            existing = {row[0] for row in run(
+                conn, "SELECT l.link_id FROM links l JOIN probe_ids t USING (link_id)")}
+            conn.unregister("probe_ids")
+        inserts: list[list[Any]] = []
+        full: list[list[Any]] = []
+        light: list[tuple[int, list[Any]]] = []
+        for lid, t in touched.items():
+            where = t[_WHERE]
+            if where == ABSENT or (where == MAYBE and lid not in existing):
+                inserts.append(t)
+            elif t[_FULL] and t[_ROW] >= 0:
+                full.append(t)
+            else:
+                light.append((lid, t))
         if inserts:
-            _insert(conn, "links", _LINK_COLUMNS, inserts)
+            _insert(conn, "links", _LINK_COLUMNS, _link_table(links, inserts))
         if full:
-            table = _arrow(_LINK_COLUMNS, full)
-            conn.register("full_rows", table)
+            conn.register("full_rows", _link_table(links, full))
             sets = ", ".join(f"{c} = f.{c}" for c in _LINK_COLUMNS
                              if c not in ("link_id", "first_seen", "first_fetch_id"))
             run(conn, f"UPDATE links SET {sets} FROM full_rows f "
-                         "WHERE links.link_id = f.link_id")
+                      "WHERE links.link_id = f.link_id")
             conn.unregister("full_rows")
         if light:
-            table = _arrow(_LIGHT_COLUMNS, light)
+            rows = pa.array([t[_ROW] if t[_ROW] >= 0 else None for _, t in light], pa.int64())
+            source = links.select(("source_ip", "source_subnet", "source_country")).take(rows)
+            table = pa.table({
+                "link_id": pa.array([lid for lid, _ in light], pa.int64()),
+                "live": pa.array([t[_LIVE] for _, t in light], pa.bool_()),
+                "last_seen": pa.array([t[_LAST] for _, t in light], pa.timestamp("us")),
+                "lost_at": pa.array([t[_LOST_AT] for _, t in light], pa.timestamp("us")),
+                "lost_reason": pa.array([t[_REASON] for _, t in light], pa.string()),
+                "last_fetch_id": pa.array([t[_LAST_FETCH] for _, t in light], pa.int64()),
+                "source_ip": source.column("source_ip"),
+                "source_subnet": source.column("source_subnet"),
+                "source_country": source.column("source_country"),
+            })
             conn.register("light_rows", table)
             # A lost link keeps the source facts of the fetch it was last seen in.
-            run(conn, 
+            run(conn,
                 "UPDATE links SET live = s.live, last_seen = s.last_seen, lost_at = s.lost_at, "
                 "lost_reason = s.lost_reason, "
-                "last_fetch_id = CASE WHEN s.live THEN s.last_fetch_id ELSE links.last_fetch_id END, "
+                "last_fetch_id = CASE WHEN s.live THEN s.last_fetch_id "
+                "ELSE links.last_fetch_id END, "
                 "source_ip = CASE WHEN s.live THEN s.source_ip ELSE links.source_ip END, "
                 "source_subnet = CASE WHEN s.live THEN s.source_subnet "
                 "ELSE links.source_subnet END, "
@@ -249,6 +299,29 @@ class IndexWriter:
             conn.unregister("light_rows")
 
 
+def _link_table(links: pa.Table, rows: list[list[Any]]) -> pa.Table:
+    """Full link rows (LINK_COLUMNS + history) of touched links, attributes from `links`."""
+    picked = [t[_ROW] for t in rows]
+    # A batch of new pages inserts every row in order: no copy needed then.
+    table = links if picked == list(range(links.num_rows)) else links.take(
+        pa.array(picked, pa.int64()))
+    history: dict[str, pa.Array] = {
+        "live": pa.array([t[_LIVE] for t in rows], pa.bool_()),
+        "first_seen": pa.array([t[_FIRST] for t in rows], pa.timestamp("us")),
+        "last_seen": pa.array([t[_LAST] for t in rows], pa.timestamp("us")),
+        "lost_at": pa.array([t[_LOST_AT] for t in rows], pa.timestamp("us")),
+        "lost_reason": pa.array([t[_REASON] for t in rows], pa.string()),
+        "first_fetch_id": pa.array([t[_FIRST_FETCH] for t in rows], pa.int64()),
+        "last_fetch_id": pa.array([t[_LAST_FETCH] for t in rows], pa.int64()),
+        # the attribute hash of the latest fetch that had it (rows may repeat an id)
+        "attr_hash": pa.array([t[_ATTR] for t in rows], pa.int64()),
+    }
+    table = table.drop_columns(["attr_hash"])
+    for name, values in history.items():
+        table = table.append_column(name, values)
+    return table.select(list(_LINK_COLUMNS))
+
+
 _FETCH_COLUMNS = ("fetch_id", "batch_id", "url_key", "url", "fetched_at", "status", "state",
                   "applied", "source", "ip", "evidence_path", "evidence_offset",
                   "evidence_digest")
@@ -256,16 +329,12 @@ _PAGE_COLUMNS = ("url_key", "url", "host", "domain", "first_crawl", "last_crawl"
                  "status", "state", "error", "ip", "country", "content_type", "title",
                  "language", "encoding", "size", "internal_links", "external_links",
                  "noindex", "nofollow", "canonical", "redirect_to", "link_ids", "link_hashes")
-_LINK_COLUMNS = ("link_id", "target_domain", "target_host", "target_key", "target_url",
-                 "source_key", "source_url", "source_host", "source_domain", "source_ip",
-                 "source_subnet", "source_country", "internal", "kind", "anchor", "alt",
-                 "image_url", "nofollow", "ugc", "sponsored", "text_pre", "text_post",
-                 "location", "links_count", "hreflang", "attr_hash", "live", "first_seen",
-                 "last_seen", "lost_at", "lost_reason", "first_fetch_id", "last_fetch_id")
-_LIGHT_COLUMNS = ("link_id", "live", "last_seen", "lost_at", "lost_reason", "last_fetch_id",
-                  "source_ip", "source_subnet", "source_country")
+_LINK_COLUMNS = (*LINK_COLUMNS, "live", "first_seen", "last_seen", "lost_at", "lost_reason",
+                 "first_fetch_id", "last_fetch_id")
 _EVENT_COLUMNS = ("day", "seen_at", "link_id", "event", "reason", "target_domain", "target_host",
                   "target_key", "source_key", "source_domain", "internal", "batch_id")
+_EVENT_FROM_LINK = ("link_id", "target_domain", "target_host", "target_key", "source_key",
+                    "source_domain", "internal")
 
 _TYPES: dict[str, pa.DataType] = {
     "link_ids": pa.list_(pa.int64()), "link_hashes": pa.list_(pa.int64()),
@@ -300,78 +369,28 @@ def _arrow(columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> pa.Tabl
 
 
 def _insert(conn: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...],
-            rows: list[tuple[Any, ...]]) -> None:
-    batch = _arrow(columns, rows)
+            rows: list[tuple[Any, ...]] | pa.Table) -> None:
+    batch = rows if isinstance(rows, pa.Table) else _arrow(columns, rows)
     conn.register("insert_rows", batch)
     run(conn, f"INSERT INTO {table} ({', '.join(columns)}) "
-                 f"SELECT {', '.join(columns)} FROM insert_rows")
+              f"SELECT {', '.join(columns)} FROM insert_rows")
     conn.unregister("insert_rows")
 
 
-def _fetch_row(fetch_id: int, batch_id: int, record: FetchRecord, at: dt.datetime,
-               outcome: Outcome, applied: bool) -> tuple[Any, ...]:
-    ev = record.evidence
-    return (fetch_id, batch_id, record.url_key, record.url, at, record.status,
-            outcome.state.value, applied, record.source, record.ip,
-            ev.path if ev else None, ev.offset if ev else None, ev.digest if ev else None)
+def _page_row(f: PackedFetch, fetch_id: int, page: _PageRow) -> tuple[Any, ...]:
+    host, domain = host_and_domain(f.url_key)
+    facts = f.facts or _NO_FACTS
+    return (f.url_key, f.url, host, domain, page.first_crawl, f.fetched_at, fetch_id,
+            f.status, f.state, f.error, f.ip, f.country, f.content_type, *facts,
+            f.redirect_to, list(page.links.keys()), list(page.links.values()))
 
 
-def _page_row(record: FetchRecord, at: dt.datetime, fetch_id: int, outcome: Outcome,
-              page: _PageRow) -> tuple[Any, ...]:
-    host, domain = _host_and_domain(record.url_key)
-    facts = record.extraction.facts if record.extraction else None
-    return (
-        record.url_key, record.url, host, domain, page.first_crawl, at,
-        fetch_id, record.status, outcome.state.value, record.error, record.ip, record.country,
-        record.content_type or (facts.content_type if facts else None),
-        facts.title if facts else None, facts.language if facts else None,
-        facts.encoding if facts else None, facts.size if facts else None,
-        facts.internal_links if facts else None, facts.external_links if facts else None,
-        facts.noindex if facts else None, facts.nofollow if facts else None,
-        facts.canonical if facts else None, record.redirect_to,
-        list(page.links.keys()), list(page.links.values()),
-    )
-
-
-@lru_cache(maxsize=1 << 16)
-def _host_and_domain(key: str) -> tuple[str, str]:
-    """(host, registrable domain) of an index key; keys repeat a lot within a crawl."""
-    host = urls.key_host(key)
-    return host, urls.registrable_domain(host)
-
-
-@lru_cache(maxsize=1 << 14)
-def _subnet(ip: str | None) -> str | None:
-    return urls.subnet24(ip) if ip else None
-
-
-def _link_row(row: _LinkRow) -> tuple[Any, ...]:
-    record, link = row.source, row.link
-    assert link is not None, "a link is inserted or rewritten only from a fetch that had it"
-    source_host, source_domain = _host_and_domain(record.url_key)
-    target_host, target_domain = _host_and_domain(link.target_key)
-    return (
-        row.link_id, target_domain, target_host, link.target_key, link.target_url,
-        record.url_key, record.url, source_host, source_domain, record.ip,
-        _subnet(record.ip), record.country,
-        source_domain == target_domain, link.kind.value, link.anchor, link.alt, link.image_url,
-        link.nofollow, link.ugc, link.sponsored, link.text_pre, link.text_post, link.location,
-        link.links_count, link.hreflang, row.attr_hash, row.live, row.first_seen,
-        row.last_seen, row.lost_at, row.lost_reason, row.first_fetch_id, row.last_fetch_id,
-    )
-
-
-def _event(at: dt.datetime, lid: int, event: str, reason: str | None, record: FetchRecord,
-           link: Link, batch_id: int) -> tuple[Any, ...]:
-    source_domain = _host_and_domain(record.url_key)[1]
-    target_host, target_domain = _host_and_domain(link.target_key)
-    return (at.date(), at, lid, event, reason, target_domain, target_host, link.target_key,
-            record.url_key, source_domain, source_domain == target_domain, batch_id)
+_NO_FACTS = (None,) * 9
 
 
 def _save_manifest(conn: duckdb.DuckDBPyConnection, m: ManifestUpdate) -> None:
     run(conn, "DELETE FROM manifests WHERE job = ?", [m.job])
-    run(conn, 
+    run(conn,
         "INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [m.job, m.kind, m.path, m.digest, m.size, m.position, m.records_ok, m.records_bad,
          m.done, dt.datetime.now(dt.UTC).replace(tzinfo=None), m.state])

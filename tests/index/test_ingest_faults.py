@@ -3,6 +3,7 @@ visible, the manifest matches the committed fetches, and a resume ends where a c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -76,10 +77,9 @@ def run_child(db: Path, warc: Path, workers: int, kill_after: float | None,
             assert proc.returncode == 0, proc.stderr.read() if proc.stderr else b""
         return finished, elapsed
     finally:
-        try:  # always: the child, and any pool workers it left behind
+        # always: the child, and any pool workers it left behind
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:

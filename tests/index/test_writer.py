@@ -114,7 +114,8 @@ def test_history_of_a_page_across_days(store: Store) -> None:
          "broken_redirect", {"https://new.example/"}),
         (failed(PAGE, day(2), 200, content_type="application/pdf"), "other", set()),
         (page(PAGE, [link(A, "a")], day(2), noindex=True), "noindex", set()),
-        (page(PAGE, [link(A, "a"), link("https://www.source.example/main", kind=LinkKind.CANONICAL)],
+        (page(PAGE, [link(A, "a"),
+                     link("https://www.source.example/main", kind=LinkKind.CANONICAL)],
               day(2), canonical="https://www.source.example/main"),
          "not_canonical", {"https://www.source.example/main"}),
     ],
@@ -164,7 +165,8 @@ def test_manifest_commits_with_its_batch(store: Store) -> None:
     assert m is not None and m["position"] == 1234 and m["records_ok"] == 1
 
 
-def test_a_failed_batch_leaves_nothing_behind(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_batch_leaves_nothing_behind(store: Store,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     w = IndexWriter(store, job="j")
     w.apply([page(PAGE, [link(A)], day(1))])
     before = store.counts()
@@ -213,3 +215,25 @@ def test_compact_keeps_rows_and_constraints(store: Store) -> None:
     assert sorted(store.query("SELECT link_id, live FROM links")) == before
     with pytest.raises(Exception, match="NOT NULL"):
         store.write(lambda c: c.execute("INSERT INTO links (link_id) VALUES (1)"))
+
+
+def test_packed_rows_use_the_state_ids_and_hashes() -> None:
+    from inlink.index.rows import LINK_COLUMNS, to_packed
+    from inlink.index.state import link_attr_hash, link_id
+
+    links = [link(A, "a"), link(B, "", kind=LinkKind.IMAGE, nofollow=True),
+             Link(target_url=C + "#x", target_key=normalize_url(C), kind=LinkKind.ALTERNATE,
+                  anchor="", nofollow=False, ugc=True, sponsored=True, alt="alt \udc80",
+                  image_url=None, text_pre="pre", text_post="post", location=None,
+                  links_count=3, hreflang="de")]
+    (packed,) = to_packed([page(PAGE, links, day(1))])
+    key = normalize_url(PAGE)
+    assert packed.link_ids == [link_id(key, x) for x in links]
+    assert packed.link_hashes == [link_attr_hash(x) for x in links]
+    rows = packed.links.to_pylist()
+    assert [r["link_id"] for r in rows] == packed.link_ids
+    assert [r["kind"] for r in rows] == ["anchor", "image", "alternate"]
+    assert rows[2]["hreflang"] == "de" and rows[2]["links_count"] == 3
+    assert all(r["source_key"] == key and not r["internal"] for r in rows)
+    assert tuple(rows[0]) == LINK_COLUMNS
+    assert rows[2]["alt"] == "alt \ufffd"

@@ -1,0 +1,202 @@
+"""Fetch records as columns: each fetch's outcome, and its live links as Arrow rows.
+
+Built once where the extraction happened (an ingest worker process, or the crawl's writer
+thread), so the index writer only diffs link ids and hands whole columns to DuckDB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pyarrow as pa
+
+from inlink import urls
+from inlink.index.state import classify
+from inlink.sources.record import FetchRecord
+
+#: The columns of a link row that depend only on the fetch that saw it (its identity and
+#: attributes); the writer adds the history columns (live, first_seen, ... last_fetch_id).
+LINK_COLUMNS = ("link_id", "target_domain", "target_host", "target_key", "target_url",
+                "source_key", "source_url", "source_host", "source_domain", "source_ip",
+                "source_subnet", "source_country", "internal", "kind", "anchor", "alt",
+                "image_url", "nofollow", "ugc", "sponsored", "text_pre", "text_post",
+                "location", "links_count", "hreflang", "attr_hash")
+LINK_SCHEMA = pa.schema([
+    ("link_id", pa.int64()), ("target_domain", pa.string()), ("target_host", pa.string()),
+    ("target_key", pa.string()), ("target_url", pa.string()), ("source_key", pa.string()),
+    ("source_url", pa.string()), ("source_host", pa.string()), ("source_domain", pa.string()),
+    ("source_ip", pa.string()), ("source_subnet", pa.string()),
+    ("source_country", pa.string()), ("internal", pa.bool_()), ("kind", pa.string()),
+    ("anchor", pa.string()), ("alt", pa.string()), ("image_url", pa.string()),
+    ("nofollow", pa.bool_()), ("ugc", pa.bool_()), ("sponsored", pa.bool_()),
+    ("text_pre", pa.string()), ("text_post", pa.string()), ("location", pa.string()),
+    ("links_count", pa.int32()), ("hreflang", pa.string()), ("attr_hash", pa.int64()),
+])
+assert tuple(LINK_SCHEMA.names) == LINK_COLUMNS
+
+
+@dataclass(slots=True)
+class PackedFetch:
+    """One fetch, classified; `links` holds the rows of the links it keeps live.
+
+    `link_ids[i]` / `link_hashes[i]` are the id and attribute hash of `links` row i
+    (index.state.link_id / link_attr_hash).
+    """
+
+    url: str
+    url_key: str
+    fetched_at: dt.datetime          # naive UTC
+    status: int | None
+    error: str | None
+    ip: str | None
+    country: str | None
+    content_type: str | None         # the response's, else the extractor's
+    redirect_to: str | None
+    source: str
+    evidence_path: str | None
+    evidence_offset: int | None
+    evidence_digest: str | None
+    state: str                       # index.state.PageState value
+    lost_reason: str                 # why links this fetch does not keep live are lost
+    facts: tuple[Any, ...] | None    # title, language, encoding, size, internal_links,
+    #                                  external_links, noindex, nofollow, canonical
+    link_ids: list[int]
+    link_hashes: list[int]
+    links: pa.RecordBatch
+
+
+#: A packed group of fetches as plain data (what an ingest worker sends back): the fetch
+#: fields in PackedFetch order without `links`, and all their link rows in one batch.
+Packed = tuple[list[tuple[Any, ...]], pa.RecordBatch]
+
+
+def naive_utc(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def _blake64(text: str) -> int:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+@lru_cache(maxsize=1 << 16)
+def registrable_domain(host: str) -> str:
+    return urls.registrable_domain(host)
+
+
+@lru_cache(maxsize=1 << 16)
+def host_and_domain(key: str) -> tuple[str, str]:
+    """(host, registrable domain) of an index key; page keys repeat a lot within a crawl."""
+    host = urls.key_host(key)
+    return host, registrable_domain(host)
+
+
+@lru_cache(maxsize=1 << 14)
+def subnet(ip: str | None) -> str | None:
+    return urls.subnet24(ip) if ip else None
+
+
+def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
+    """Classify records and turn their live links into one Arrow batch of LINK_COLUMNS.
+
+    The ids and hashes are exactly index.state.link_id / link_attr_hash (tests check it).
+    """
+    metas: list[tuple[Any, ...]] = []
+    col: dict[str, list[Any]] = {name: [] for name in LINK_COLUMNS}
+    key_host = urls.key_host
+    for record in records:
+        outcome = classify(record)
+        live = outcome.live_links
+        key = record.url_key
+        n = len(live)
+        ids = [_blake64(f"{key}\x1f{link.kind}\x1f{link.target_key}\x1f{link.anchor}"
+                        f"\x1f{link.image_url or ''}") for link in live]
+        hashes = [_blake64(f"{link.target_url}\x1f{link.nofollow:d}{link.ugc:d}"
+                           f"{link.sponsored:d}\x1f{link.alt}\x1f{link.text_pre}"
+                           f"\x1f{link.text_post}\x1f{link.location}\x1f{link.links_count}"
+                           f"\x1f{link.hreflang}") for link in live]
+        ex = record.extraction
+        facts = ex.facts if ex is not None else None
+        ev = record.evidence
+        metas.append((
+            record.url, key, naive_utc(record.fetched_at), record.status, record.error,
+            record.ip, record.country,
+            record.content_type or (facts.content_type if facts else None),
+            record.redirect_to, record.source,
+            ev.path if ev else None, ev.offset if ev else None, ev.digest if ev else None,
+            outcome.state.value, outcome.lost_reason,
+            (facts.title, facts.language, facts.encoding, facts.size, facts.internal_links,
+             facts.external_links, facts.noindex, facts.nofollow, facts.canonical)
+            if facts is not None else None,
+            ids, hashes))
+        if not n:
+            continue
+        source_host, source_domain = host_and_domain(key)
+        target_keys = [link.target_key for link in live]
+        target_hosts = [key_host(k) for k in target_keys]
+        target_domains = [registrable_domain(h) for h in target_hosts]
+        col["link_id"] += ids
+        col["attr_hash"] += hashes
+        col["target_domain"] += target_domains
+        col["target_host"] += target_hosts
+        col["target_key"] += target_keys
+        col["target_url"] += [link.target_url for link in live]
+        col["source_key"] += [key] * n
+        col["source_url"] += [record.url] * n
+        col["source_host"] += [source_host] * n
+        col["source_domain"] += [source_domain] * n
+        col["source_ip"] += [record.ip] * n
+        col["source_subnet"] += [subnet(record.ip)] * n
+        col["source_country"] += [record.country] * n
+        col["internal"] += [d == source_domain for d in target_domains]
+        col["kind"] += [f"{link.kind}" for link in live]
+        col["anchor"] += [link.anchor for link in live]
+        col["alt"] += [link.alt for link in live]
+        col["image_url"] += [link.image_url for link in live]
+        col["nofollow"] += [link.nofollow for link in live]
+        col["ugc"] += [link.ugc for link in live]
+        col["sponsored"] += [link.sponsored for link in live]
+        col["text_pre"] += [link.text_pre for link in live]
+        col["text_post"] += [link.text_post for link in live]
+        col["location"] += [link.location for link in live]
+        col["links_count"] += [link.links_count for link in live]
+        col["hreflang"] += [link.hreflang for link in live]
+    try:
+        arrays = [pa.array(col[f.name], f.type) for f in LINK_SCHEMA]
+    except UnicodeEncodeError:
+        # A lone surrogate (hashed with surrogatepass above) cannot be UTF-8 in Arrow or
+        # DuckDB: stored with U+FFFD in its place, the id and hash unchanged.
+        arrays = [pa.array([_clean(v) for v in col[f.name]] if f.type == pa.string()
+                           else col[f.name], f.type) for f in LINK_SCHEMA]
+    return metas, pa.record_batch(arrays, schema=LINK_SCHEMA)
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+_make: Any = PackedFetch   # built from a meta tuple of the fields in order
+
+
+def unpack_fetches(packed: Packed) -> list[PackedFetch]:
+    """PackedFetch values over the rows of one packed group (zero-copy slices)."""
+    metas, batch = packed
+    out: list[PackedFetch] = []
+    start = 0
+    for meta in metas:
+        n = len(meta[-2])
+        out.append(_make(*meta, batch.slice(start, n)))
+        start += n
+    return out
+
+
+def to_packed(records: Sequence[FetchRecord]) -> list[PackedFetch]:
+    """pack_fetches + unpack_fetches, for callers that have FetchRecords in hand."""
+    return unpack_fetches(pack_fetches(records))
