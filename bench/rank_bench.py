@@ -99,7 +99,7 @@ def _bare_products(m: Any, x: Any) -> dict[str, float]:
         def both() -> None:
             y.fill(0)
             list(pool.map(lambda p: _matvec_add(p[0], p[0].data, x, p[1]), parts))
-        out["bare_matvec_2threads_s"], _ = _timed(both, 20)
+        _, out["bare_matvec_2threads_s"] = _timed(both, 20)
     # the split product must equal the plain one
     assert np.allclose(y, m @ x, rtol=1e-5, atol=0)
     return out
@@ -128,14 +128,16 @@ def _measure(nodes: int, edges: int, dtype: str, compare_f64: bool = False) -> d
         res = pagerank(g, tol=1e-6, progress=lambda _i, c, ch=changes: ch.append(c))
         runs.append((res.seconds, res, changes))
     runs.sort(key=lambda r: r[0])
-    _, res, changes = runs[1]                       # the median run of three
+    # Best of three: on a shared machine the minimum is the least disturbed run; the median
+    # is kept for the record. The bare product is likewise the best of 20.
+    _, res, changes = runs[0]
     out.update(iterations=res.iterations, pagerank_s=res.seconds,
-               pagerank_best_s=runs[0][0], iteration_s=res.seconds_per_iteration,
+               pagerank_median_s=runs[1][0], iteration_s=res.seconds_per_iteration,
                converged=res.converged, l1_change=res.l1_change,
                float64_steps=(len(changes) if dtype == "float64"
                               else 1 + sum(c >= FLOAT64_UNTIL for c in changes[:-1])),
                changes=[float(c) for c in changes])
-    out["iteration_vs_bare"] = res.seconds_per_iteration / out["bare_matvec_s"]
+    out["iteration_vs_bare"] = res.seconds_per_iteration / out["bare_matvec_best_s"]
     # The host-pair aggregation stands in for the index's SQL (not timed as inlink's work).
     dsrc, ddst, dw = domain_edges(src, dst, host_of)
     hosts = int(host_of.max()) + 1
@@ -176,14 +178,17 @@ def _networkx(nodes: int, edges: int) -> dict[str, Any]:
     n = graph.number_of_nodes()
     # nx.pagerank (networkx >= 3) converts the DiGraph to a scipy matrix, then iterates;
     # time that conversion alone to split the per-edge and per-iteration parts.
-    t = time.perf_counter()
-    nx.to_scipy_sparse_array(graph, nodelist=list(graph), weight="weight", dtype=float)
-    convert = time.perf_counter() - t
-    # networkx stops when the L1 change is below n * tol; ours stops below tol. Give it the
-    # same criterion (tol / n) for the comparison, and time its default too, for the record.
-    t = time.perf_counter()
-    pr = nx.pagerank(graph, alpha=0.85, tol=1e-6 / n, max_iter=1000)
-    rank = time.perf_counter() - t
+    convert = rank = float("inf")
+    pr: dict[int, float] = {}
+    for _ in range(2):   # best of two, like inlink's best of three
+        t = time.perf_counter()
+        nx.to_scipy_sparse_array(graph, nodelist=list(graph), weight="weight", dtype=float)
+        convert = min(convert, time.perf_counter() - t)
+        # networkx stops when the L1 change is below n * tol; ours stops below tol. Give it
+        # the same criterion (tol / n) for the comparison; its default is timed for the record.
+        t = time.perf_counter()
+        pr = nx.pagerank(graph, alpha=0.85, tol=1e-6 / n, max_iter=1000)
+        rank = min(rank, time.perf_counter() - t)
     want = np.array([pr[i] for i in range(n)])
     t = time.perf_counter()
     nx.pagerank(graph, alpha=0.85, tol=1e-6)
@@ -282,8 +287,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"links, seed {result['seed']}); {result['cpus']} CPUs shared with other work "
         f"(1-min load average {result['load_average'][0]:.1f} at the start, "
         f"{result['load_average'][1]:.1f} after the inlink runs). "
-        "Each dtype in a fresh process; PageRank = the median of 3 runs (best in brackets), "
-        "bare product = the median of 20. Stop: L1 change of one step < 1e-6.",
+        "Each dtype, and networkx, in a fresh process. "
+        "Times are the best of N on a machine shared with other work: PageRank best of 3 "
+        "(median in brackets), bare product best of 20, networkx best of 2. Stop: L1 change "
+        "of one step < 1e-6.",
         "",
         "| dtype | CSR build s | bare `M @ x` ms (1 thread) | same, 2 threads ms | "
         "iteration ms | iteration / bare | iterations | PageRank s to 1e-6 | peak RSS MiB |",
@@ -291,11 +298,11 @@ def to_markdown(result: dict[str, Any]) -> str:
     ]
     for dtype, r in res.items():
         lines.append(
-            f"| {dtype} | {r['build_s']:.2f} | {r['bare_matvec_s'] * 1e3:.1f} | "
+            f"| {dtype} | {r['build_s']:.2f} | {r['bare_matvec_best_s'] * 1e3:.1f} | "
             f"{r['bare_matvec_2threads_s'] * 1e3:.1f} | {r['iteration_s'] * 1e3:.1f} | "
             f"{r['iteration_vs_bare']:.2f} | {r['iterations']} "
             f"({r['float64_steps']} in float64) | {r['pagerank_s']:.2f} "
-            f"({r['pagerank_best_s']:.2f}) | {r['peak_rss_mib']:,.0f} |")
+            f"({r['pagerank_median_s']:.2f}) | {r['peak_rss_mib']:,.0f} |")
     lines += ["", "| domain graph (host graph, weighted) | hosts | edges | CSR build s | "
               "iterations | PageRank s |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
