@@ -57,6 +57,7 @@ static lw_node *(*lxb_next)(lw_node *);
 static lw_node *(*lxb_prev)(lw_node *);
 static lw_node *(*lxb_parent)(lw_node *);
 static lw_node *(*lxb_first_child)(lw_node *);
+static lw_node *(*lxb_last_child)(lw_node *);
 static int (*lxb_type)(lw_node *);
 
 typedef void *ada_url;
@@ -241,6 +242,19 @@ static inline int col_char(collapser *c, const unsigned char *s, int n, long cp)
 /* ASCII whitespace as str.split() sees it (filled from Py_UNICODE_ISSPACE at import). */
 static unsigned char ws_ascii[128];
 
+/* Eight bytes that collapse to themselves: printable ASCII or " " (nothing below 0x20, no
+   high bit) without two spaces in a row. Exact bit tests, no false positives. */
+static inline int plain8(uint64_t v) {
+    const uint64_t hi = 0x8080808080808080ULL, low7 = 0x7F7F7F7F7F7F7F7FULL;
+    if (v & hi)
+        return 0;
+    if (~((v & low7) + 0x6060606060606060ULL) & hi)  /* a byte below 0x20 */
+        return 0;
+    uint64_t x = v ^ 0x2020202020202020ULL;          /* spaces become zero bytes */
+    uint64_t sp = ~(((x & low7) + low7) | x) & hi;   /* the high bit of each space */
+    return (sp & (sp << 8)) == 0;
+}
+
 /* Collapse the ASCII bytes at the start of s[0:n] into c without a branch per character:
    every byte is written (whitespace as " ") and the write position advances unless it is
    whitespace after whitespace. A pending space is written first and a trailing one taken
@@ -253,6 +267,19 @@ static size_t col_ascii(collapser *c, const unsigned char *s, size_t n) {
     if (c->pending_space)
         o[k++] = ' ';
     for (; i < n; i++) {
+        /* common prose: eight bytes at a time, copied as they are */
+        while (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!plain8(v) || (prev && s[i] == ' '))
+                break;
+            memcpy(o + k, s + i, 8);
+            k += 8;
+            i += 8;
+            prev = s[i - 1] == ' ';
+        }
+        if (i >= n)
+            break;
         unsigned char ch = s[i];
         if (ch >= 0x80)
             break;
@@ -614,8 +641,8 @@ static PyObject *context_slow(lw_node *node, int forward, Py_ssize_t limit, long
 /* Scratch buffers of text_pre/text_post, kept for a whole walk (no allocation per link). */
 typedef struct {
     collapser fwd;  /* text_post */
-    buf_t rev;      /* text_pre, collapsed backwards: each character's bytes reversed */
-    buf_t store;    /* an element sibling's text() */
+    buf_t rev;      /* text_pre, collapsed backwards: it grows towards the front, and */
+    size_t start;   /* rev.data[start:rev.cap] is the collected text in document order */
     Py_ssize_t chars;
     int pending, done, bad;
 } ctx_scratch;
@@ -623,45 +650,86 @@ typedef struct {
 static void ctx_free(ctx_scratch *x) {
     buf_free(&x->fwd.out);
     buf_free(&x->rev);
-    buf_free(&x->store);
 }
 
-/* Collapse one unit (a sibling's text()) from its end towards its start, in front of what
-   is collected, until `limit` characters are out: the kept end of the collapsed text is then
-   fixed. Only characters actually read are decoded; a character that starts with a lead
-   byte can never be part of an invalid sequence before it, so the result equals Python's
-   `collapse("".join(parts))[-limit:]` unless the bytes read are invalid (x->bad). */
-/* rev_feed's ASCII steps, branch-free as in col_ascii, reading s[:i] backwards: at most
-   `room` bytes (so no more than `limit` characters are ever out), stopping at a non-ASCII
-   byte; returns the bytes read. Room for room + 1 bytes must be reserved. */
+/* Room for n more bytes in front of the text collected in x->rev. */
+static int rev_room(ctx_scratch *x, size_t n) {
+    if (x->start >= n)
+        return 0;
+    size_t used = x->rev.cap - x->start;
+    size_t cap = x->rev.cap ? x->rev.cap : 256;
+    while (cap < used + n) {
+        if (cap > (size_t)PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *d = PyMem_Malloc(cap);
+    if (d == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (used)
+        memcpy(d + cap - used, x->rev.data + x->start, used);
+    PyMem_Free(x->rev.data);
+    x->rev.data = d;
+    x->rev.cap = cap;
+    x->start = cap - used;
+    return 0;
+}
+
+/* rev_feed's ASCII steps, branch-free as in col_ascii, reading s[:i] backwards and writing
+   in front of the collected text: at most `room` bytes (so no more than `limit` characters
+   are ever out), stopping at a non-ASCII byte; returns the bytes read. rev_room(room + 1)
+   must have been called. */
 static size_t rev_ascii(ctx_scratch *x, const unsigned char *s, size_t i, size_t room,
                         Py_ssize_t limit) {
-    char *o = x->rev.data + x->rev.len;
-    size_t k = 0, used = 0;
+    char *o = x->rev.data;
+    size_t pos = x->start, used = 0;
     unsigned prev = x->chars == 0 || x->pending;
     if (x->pending)
-        o[k++] = ' ';
+        o[--pos] = ' ';
     for (; used < room && used < i; used++) {
+        while (used + 8 <= room && used + 8 <= i) {
+            const unsigned char *b = s + i - used - 8;  /* the block, last byte first */
+            uint64_t v;
+            memcpy(&v, b, 8);
+            if (!plain8(v) || (prev && b[7] == ' '))
+                break;
+            pos -= 8;
+            memcpy(o + pos, b, 8);
+            used += 8;
+            prev = b[0] == ' ';
+        }
+        if (used >= room || used >= i)
+            break;
         unsigned char ch = s[i - 1 - used];
         if (ch >= 0x80)
             break;
         unsigned sp = ws_ascii[ch];
-        o[k] = sp ? ' ' : (char)ch;
-        k += !(sp & prev);
+        o[pos - 1] = sp ? ' ' : (char)ch;
+        pos -= !(sp & prev);
         prev = sp;
     }
     x->pending = 0;
-    if (k > 0 && o[k - 1] == ' ') {
-        k--;
+    if (pos < x->start && o[pos] == ' ') {  /* a space written last is owed, not out */
+        pos++;
         x->pending = 1;
     }
-    x->rev.len += k;
-    x->chars += (Py_ssize_t)k;
+    x->chars += (Py_ssize_t)(x->start - pos);
+    x->start = pos;
     if (x->chars >= limit)
         x->done = 1;
     return used;
 }
 
+/* Collapse one unit (a text node's data) from its end towards its start, in front of what
+   is collected, until `limit` characters are out: the kept end of the collapsed text is then
+   fixed. Only characters actually read are decoded; a character that starts with a lead
+   byte can never be part of an invalid sequence before it, so the result equals Python's
+   `collapse("".join(parts))[-limit:]` unless the bytes read are invalid (x->bad: a sequence
+   cut at a node's start is one, and the caller then reads the text the Python way). */
 static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t limit) {
     size_t i = n;
     while (i > 0 && !x->done) {
@@ -670,7 +738,7 @@ static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t
         Py_ssize_t room = limit - x->chars - x->pending;
         if (cp < 0x80 && room >= 1) {
             size_t m = (size_t)room < i ? (size_t)room : i;
-            if (x->rev.len + m + 1 > x->rev.cap && buf_reserve(&x->rev, m + 1) < 0)
+            if (rev_room(x, m + 1) < 0)
                 return -1;
             i -= rev_ascii(x, s, i, m, limit);
             continue;
@@ -693,23 +761,49 @@ static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t
             i = j;
             continue;
         }
-        if (buf_reserve(&x->rev, i - j + 1) < 0)
+        if (rev_room(x, i - j + 1) < 0)
             return -1;
         if (x->pending) {
-            x->rev.data[x->rev.len++] = ' ';
+            x->rev.data[--x->start] = ' ';
             x->pending = 0;
             if (++x->chars >= limit) {
                 x->done = 1;
                 break;
             }
         }
-        for (size_t k = i; k > j; k--)
-            x->rev.data[x->rev.len++] = (char)s[k - 1];
+        x->start -= i - j;
+        memcpy(x->rev.data + x->start, s + j, i - j);
         i = j;
         if (++x->chars >= limit)
             x->done = 1;
     }
     return 0;
+}
+
+/* rev_feed of node.text(): the text nodes of its subtree from the last one backwards,
+   stopping once the kept end is fixed. */
+static int rev_feed_node(ctx_scratch *x, lw_node *node, Py_ssize_t limit) {
+    lw_node *n = node;
+    while (n->last_child != NULL)
+        n = n->last_child;
+    if (n == node && !is_text(n))
+        return 0;
+    for (;;) {
+        if (is_text(n)) {
+            lw_chardata *t = (lw_chardata *)n;
+            if (t->data && rev_feed(x, t->data, t->length, limit) < 0)
+                return -1;
+            if (x->done || x->bad)
+                return 0;
+        }
+        while (n != node && n->prev == NULL)
+            n = n->parent;
+        if (n == node)
+            return 0;
+        n = n->prev;
+        while (n->last_child != NULL)
+            n = n->last_child;
+    }
 }
 
 /* text_pre (forward=0) / text_post (forward=1); see _context in extract.py. */
@@ -731,39 +825,28 @@ static PyObject *context(ctx_scratch *x, lw_node *node, int forward, Py_ssize_t 
         }
         return c->bad ? context_slow(node, 1, limit, siblings) : col_head(c, limit, 1);
     }
-    x->rev.len = 0;
+    x->start = x->rev.cap;
     x->chars = 0;
     x->pending = x->done = x->bad = 0;
     for (; sib != NULL && budget > 0 && !x->done && !x->bad; budget--, sib = sib->prev) {
-        if (!context_sibling(sib))
-            continue;
-        int rc;
-        if (is_text(sib)) {
-            lw_chardata *t = (lw_chardata *)sib;
-            rc = rev_feed(x, t->data, t->data ? t->length : 0, limit);
-        } else {
-            x->store.len = 0;
-            rc = text_bytes(&x->store, sib) < 0 ? -1
-                : rev_feed(x, (const unsigned char *)x->store.data, x->store.len, limit);
-        }
-        if (rc < 0)
+        if (context_sibling(sib) && rev_feed_node(x, sib, limit) < 0)
             return NULL;
     }
     if (x->bad)
         return context_slow(node, 0, limit, siblings);
-    /* back to document order; then lstrip (only the first character can be a space) */
-    char *d = x->rev.data;
-    size_t n = x->rev.len;
-    for (size_t a = 0, b = n; a + 1 < b; a++, b--) {
-        char t = d[a];
-        d[a] = d[b - 1];
-        d[b - 1] = t;
+    /* lstrip: only the first character can be a space */
+    const char *d = x->rev.data ? x->rev.data + x->start : "";
+    size_t n = x->rev.cap - x->start;
+    while (n > 0 && *d == ' ') {
+        d++;
+        n--;
     }
-    size_t start = 0;
-    while (start < n && d[start] == ' ')
-        start++;
-    return PyUnicode_DecodeUTF8(d ? d + start : "", (Py_ssize_t)(n - start), "strict");
+    return PyUnicode_DecodeUTF8(d, (Py_ssize_t)n, "strict");
 }
+
+/* The semantic tag names by tag id, for the ids below 256 (all of HTML's own tags). */
+#define SEMANTIC_TABLE 256
+static PyObject *semantic_by_id[SEMANTIC_TABLE];
 
 /* Nearest ancestor among the semantic tags: its name, or None (borrowed). */
 static PyObject *location(lw_node *node) {
@@ -771,6 +854,11 @@ static PyObject *location(lw_node *node) {
         if (!is_element(p))
             continue;
         uintptr_t t = tag_of(p);
+        if (t < SEMANTIC_TABLE) {
+            if (semantic_by_id[t] != NULL)
+                return semantic_by_id[t];
+            continue;
+        }
         for (int i = 0; i < C.n_semantic; i++)
             if (C.semantic_id[i] == t)
                 return C.semantic_name[i];
@@ -931,6 +1019,15 @@ static inline const char *find_byte(const char *s, size_t n, char c) {
     return n ? memchr(s, c, n) : NULL;
 }
 
+/* The first "://" in s (str.index("://")), with the two usual schemes checked first. */
+static inline const char *find_sep(const char *s, size_t n) {
+    if (n >= 8 && memcmp(s, "https://", 8) == 0)
+        return s + 5;
+    if (n >= 7 && memcmp(s, "http://", 7) == 0)
+        return s + 4;
+    return n >= 3 ? memmem(s, n, "://", 3) : NULL;
+}
+
 static inline int is_hex(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -964,7 +1061,7 @@ static int key_unchanged(const char *h, size_t n) {
 static int key_round(const char *h, size_t n, buf_t *out, buf_t *tmp) {
     if (key_unchanged(h, n))
         return 0;
-    const char *sep = memmem(h, n, "://", 3);
+    const char *sep = find_sep(h, n);
     if (sep == NULL)
         return -2;  /* str.index raises ValueError: let Python say it */
     size_t scheme_end = (size_t)(sep - h) + 3;
@@ -1118,7 +1215,9 @@ static int key_round(const char *h, size_t n, buf_t *out, buf_t *tmp) {
 static PyObject *key_of(PyObject *href) {
     if (!PyUnicode_CheckExact(href) || !PyUnicode_IS_ASCII(href) || ada_parse_abs == NULL)
         return PyObject_CallOneArg(key_fallback, href);
-    buf_t out = {0}, tmp = {0}, cur = {0};
+    /* scratch kept between calls (only read before any call back into Python, so a
+       re-entrant call through the fallback cannot disturb a caller) */
+    static buf_t out, tmp, cur;
     const char *h = (const char *)PyUnicode_DATA(href);
     size_t n = (size_t)PyUnicode_GET_LENGTH(href);
     PyObject *result = NULL;
@@ -1171,9 +1270,11 @@ static PyObject *key_of(PyObject *href) {
     }
     result = PyObject_CallOneArg(key_fallback, href);
 done:
-    buf_free(&out);
-    buf_free(&tmp);
-    buf_free(&cur);
+    if (out.cap > 65536 || tmp.cap > 65536 || cur.cap > 65536) {  /* after a huge URL */
+        buf_free(&out);
+        buf_free(&tmp);
+        buf_free(&cur);
+    }
     return result;
 }
 
@@ -1512,7 +1613,7 @@ static int internal_of(walk_t *w, PyObject *key) {
     const char *k = PyUnicode_AsUTF8AndSize(key, &kn);
     if (k == NULL)
         return -1;
-    const char *sep = kn >= 3 ? memmem(k, (size_t)kn, "://", 3) : NULL;
+    const char *sep = find_sep(k, (size_t)kn);
     if (sep != NULL) {
         const char *a0 = sep + 3, *end = k + kn;
         const char *slash = memchr(a0, '/', (size_t)(end - a0));
@@ -2471,6 +2572,7 @@ static PyObject *lw_configure(PyObject *self, PyObject *args, PyObject *kw) {
     LOAD(lx, lxb_prev, "lxb_dom_node_prev_noi");
     LOAD(lx, lxb_parent, "lxb_dom_node_parent_noi");
     LOAD(lx, lxb_first_child, "lxb_dom_node_first_child_noi");
+    LOAD(lx, lxb_last_child, "lxb_dom_node_last_child_noi");
     LOAD(lx, lxb_type, "lxb_dom_node_type_noi");
     LOAD(ada, ada_parse_with_base, "ada_parse_with_base");
     LOAD(ada, ada_is_valid, "ada_is_valid");
@@ -2500,6 +2602,10 @@ static PyObject *lw_configure(PyObject *self, PyObject *args, PyObject *kw) {
         Py_INCREF(v);
         C.semantic_name[C.n_semantic++] = v;
     }
+    memset(semantic_by_id, 0, sizeof(semantic_by_id));
+    for (int i = 0; i < C.n_semantic; i++)
+        if (C.semantic_id[i] < SEMANTIC_TABLE)
+            semantic_by_id[C.semantic_id[i]] = C.semantic_name[i];
     PyObject *ka, *ki, *km, *kc;
     if (!PyArg_ParseTuple(kinds, "OOOO", &ka, &ki, &km, &kc))
         return NULL;
@@ -2548,7 +2654,8 @@ static PyObject *lw_probe(PyObject *self, PyObject *args) {
     size_t count = 0;
     for (lw_node *n = root; n != NULL && count < 100000; n = next_in(n, root), count++) {
         if (n->next != lxb_next(n) || n->prev != lxb_prev(n) || n->parent != lxb_parent(n) ||
-            n->first_child != lxb_first_child(n) || n->type != lxb_type(n) ||
+            n->first_child != lxb_first_child(n) || n->last_child != lxb_last_child(n) ||
+            n->type != lxb_type(n) ||
             n->local_name != lxb_tag_id(n))
             Py_RETURN_FALSE;
     }
