@@ -160,33 +160,63 @@ def _soup(page: Page) -> int:
     return len(hrefs)
 
 
-def _time(fn: Callable[[Page], int], corpus: list[Page], seconds: float) -> dict[str, float]:
-    """Run `fn` over the corpus (repeating it) for at least one pass and about `seconds`.
+@dataclass
+class _Tally:
+    """One extractor's running totals across the interleaved rounds."""
+
+    fn: Callable[[Page], int]
+    pages: list[Page]
+    budget: float  # CPU seconds per round
+    pos: int = 0
+    done_pages: int = 0
+    done_bytes: int = 0
+    links: int = 0
+    cpu: float = 0.0
+    wall: float = 0.0
+
+    def step(self) -> None:
+        page = self.pages[self.pos]
+        self.links += self.fn(page)
+        self.done_pages += 1
+        self.done_bytes += len(page.body)
+        self.pos = (self.pos + 1) % len(self.pages)
+
+    def run_for(self, seconds: float, *, to_pass_end: bool = False) -> None:
+        start, wall = time.process_time(), time.perf_counter()
+        while True:
+            self.step()
+            if to_pass_end:
+                if self.pos == 0:
+                    break
+            elif time.process_time() - start >= seconds:
+                break
+        self.cpu += time.process_time() - start
+        self.wall += time.perf_counter() - wall
+
+
+def _time_interleaved(tallies: dict[str, _Tally], rounds: int) -> dict[str, dict[str, float]]:
+    """Run the extractors in turns (`rounds` slices each), then finish each one's current
+    pass over its pages, so every extractor is timed on whole passes over the same pages.
 
     Rates are per second of this process's CPU time (`time.process_time`): on a shared
-    machine, wall time also counts the time other processes hold the pinned core, which made
-    the ratios swing by 2x between runs. Wall time is reported too (`wall_seconds`).
+    machine, wall time also counts the time other processes hold the pinned core. Taking
+    turns spreads whatever else the machine does evenly over the extractors, where timing
+    them one after the other let a busy minute land on one of them (the ratios swung by
+    up to 2x). Wall time is reported too (`wall_seconds`).
     """
-    done_pages = done_bytes = links = 0
-    start = time.process_time()
-    wall = time.perf_counter()
-    elapsed = 0.0
-    while True:
-        for page in corpus:
-            links += fn(page)
-            done_pages += 1
-            done_bytes += len(page.body)
-            elapsed = time.process_time() - start
-            if elapsed >= seconds and done_pages >= min(len(corpus), 20):
-                break
-        else:
-            if elapsed < seconds:
-                continue
-        break
+    for _ in range(rounds):
+        for tally in tallies.values():
+            tally.run_for(tally.budget)
+    for tally in tallies.values():
+        if tally.pos:
+            tally.run_for(0.0, to_pass_end=True)
     return {
-        "pages": done_pages, "seconds": elapsed, "wall_seconds": time.perf_counter() - wall,
-        "pages_per_s": done_pages / elapsed,
-        "mb_per_s": done_bytes / elapsed / 1e6, "links_per_s": links / elapsed,
+        name: {
+            "pages": t.done_pages, "passes": t.done_pages / len(t.pages), "seconds": t.cpu,
+            "wall_seconds": t.wall, "pages_per_s": t.done_pages / t.cpu,
+            "mb_per_s": t.done_bytes / t.cpu / 1e6, "links_per_s": t.links / t.cpu,
+        }
+        for name, t in tallies.items()
     }
 
 
@@ -199,25 +229,28 @@ def _pin_one_core() -> set[int] | None:
 
 
 def run(pages: int | None = None, seconds: float = 5.0, quick: bool = False) -> dict[str, Any]:
-    """Benchmark the three extractors on one corpus, pinned to one core.
+    """Benchmark the three extractors on one corpus, pinned to one core, taking turns
+    (`_time_interleaved`): about `seconds` of CPU each, in 10 slices.
 
     quick: a smoke run (60 pages, 0.5 s per extractor) that only checks the bench works.
     """
     if quick:
         pages, seconds = pages or 60, min(seconds, 0.5)
+    rounds = 2 if quick else 10
     corpus = build_corpus(pages)
     before = _pin_one_core()
     try:
         for page in corpus[:20]:  # warm caches (PSL, codecs) before timing
             _inlink(page)
-        results = {
-            "inlink": _time(_inlink, corpus, seconds),
-            "inlink_python_walk": _time(_inlink_python, corpus, seconds),
-            "bare_lexbor": _time(_bare, corpus, seconds),
+            _bare(page)
+        results = _time_interleaved({
+            "inlink": _Tally(_inlink, corpus, seconds / rounds),
+            "inlink_python_walk": _Tally(_inlink_python, corpus, seconds / rounds),
+            "bare_lexbor": _Tally(_bare, corpus, seconds / rounds),
             # BeautifulSoup is ~50x slower: time a sample and extrapolate the rates.
-            "beautifulsoup_lxml": _time(_soup, corpus[:: max(1, len(corpus) // 40)],
-                                        max(1.0, seconds / 2)),
-        }
+            "beautifulsoup_lxml": _Tally(_soup, corpus[:: max(1, len(corpus) // 40)],
+                                         max(1.0, seconds / 2) / rounds),
+        }, rounds)
     finally:
         if before is not None:
             os.sched_setaffinity(0, before)
@@ -231,6 +264,7 @@ def run(pages: int | None = None, seconds: float = 5.0, quick: bool = False) -> 
             "mean_kb": statistics.mean(sizes) / 1024, "total_mb": sum(sizes) / 1e6,
         },
         "results": results,
+        "rounds": rounds,
         "ratio_inlink_vs_bare": results["inlink"]["pages_per_s"]
         / results["bare_lexbor"]["pages_per_s"],
         "ratio_inlink_vs_soup": results["inlink"]["pages_per_s"]
@@ -249,7 +283,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Corpus: {c['pages']} pages ({c['real_pages']} real: {c['real_source']}; "
         f"{c['synthetic_pages']} synthetic, seed {c['seed']}), mean {c['mean_kb']:.0f} KB, "
-        f"{c['total_mb']:.1f} MB. One core; rates per CPU second of the process.",
+        f"{c['total_mb']:.1f} MB. One core; rates per CPU second of the process; the "
+        f"extractors take turns ({result.get('rounds', 1)} slices each, whole passes over "
+        "the pages).",
         "",
         "| extractor | pages/s | MB/s | links/s |",
         "| --- | ---: | ---: | ---: |",

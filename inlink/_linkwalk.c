@@ -1453,6 +1453,64 @@ static PyObject *lw_count_lt(PyObject *self, PyObject *arg) {
     return PyLong_FromSize_t(count);
 }
 
+/* extract._utf8_valid without decoding: len(data) when it is all valid UTF-8 (as Python's
+   strict decoder sees it), the offset of a sequence cut off at the very end (Python's
+   "unexpected end of data"), else None. */
+static PyObject *lw_utf8_valid(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *d = view.buf;
+    size_t n = (size_t)view.len, i = 0;
+    const uint64_t hi = 0x8080808080808080ULL;
+    PyObject *result = NULL;
+    while (i < n) {
+        while (i + 32 <= n) {  /* ASCII, 32 bytes at a time */
+            uint64_t a, b, c, e;
+            memcpy(&a, d + i, 8);
+            memcpy(&b, d + i + 8, 8);
+            memcpy(&c, d + i + 16, 8);
+            memcpy(&e, d + i + 24, 8);
+            if ((a | b | c | e) & hi)
+                break;
+            i += 32;
+        }
+        if (i >= n)
+            break;
+        unsigned char lead = d[i];
+        if (lead < 0x80) {
+            i++;
+            continue;
+        }
+        int len = utf8_len(lead);
+        if (len == 0)
+            goto invalid;  /* invalid start byte */
+        unsigned char lo = 0x80, up = 0xBF;  /* the second byte's range (no overlongs, */
+        if (lead == 0xE0) lo = 0xA0;          /* surrogates or code points past U+10FFFF) */
+        else if (lead == 0xED) up = 0x9F;
+        else if (lead == 0xF0) lo = 0x90;
+        else if (lead == 0xF4) up = 0x8F;
+        for (int k = 1; k < len; k++) {
+            if (i + (size_t)k >= n) {  /* cut off by the end: at most 3 bytes from it */
+                result = PyLong_FromSize_t(i);
+                goto done;
+            }
+            unsigned char b = d[i + (size_t)k];
+            if (k == 1 ? (b < lo || b > up) : (b & 0xC0) != 0x80)
+                goto invalid;
+        }
+        i += (size_t)len;
+    }
+    result = PyLong_FromSize_t(n);
+    goto done;
+invalid:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyObject *lw_configure_nesting(PyObject *self, PyObject *arg) {
     PyObject *seq = PySequence_Fast(arg, "flat keys must be a sequence");
     if (seq == NULL)
@@ -2810,6 +2868,8 @@ static PyMethodDef methods[] = {
      "nesting_cut(data, max_depth) -> offset or None: twin of extract.nesting_cut."},
     {"resolve_simple", lw_resolve_simple, METH_VARARGS,
      "resolve_simple(href, base) -> URL, or None when the href is left to ada (tests)."},
+    {"utf8_valid", lw_utf8_valid, METH_O,
+     "utf8_valid(data) -> int or None: twin of extract._utf8_valid."},
     {"count_lt", lw_count_lt, METH_O, "count_lt(data) -> data.count(b'<')"},
     {"configure_nesting", lw_configure_nesting, METH_O,
      "configure_nesting(sorted_flat_keys): the tag keys nesting_cut ignores."},

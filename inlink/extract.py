@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -319,6 +319,12 @@ def decode_body(body: bytes, http_charset: str | None) -> tuple[str | bytes, str
     0.5% of the characters and another candidate (the detector's guess, else windows-1252)
     replaces fewer. Returns the body itself when it is valid UTF-8 (no copy).
     """
+    return _decode_body(body, http_charset, _utf8_valid)
+
+
+def _decode_body(body: bytes, http_charset: str | None,
+                 utf8_valid: Callable[[bytes], int | None]) -> tuple[str | bytes, str]:
+    # utf8_valid: _utf8_valid, or its compiled twin on the native path (no decoded copy).
     for bom, name in ((b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16be"),
                       (b"\xff\xfe", "utf-16le")):
         if body.startswith(bom):
@@ -327,11 +333,11 @@ def decode_body(body: bytes, http_charset: str | None) -> tuple[str | bytes, str
     if declared is None:
         declared = prescan(body[:1024])
     if declared is None or declared == "utf-8":
-        if _utf8_valid(body) is not None:
+        if utf8_valid(body) is not None:
             return body, "utf-8"
         declared = declared or "utf-8"
     elif _single_byte(declared):
-        valid = _utf8_valid(body)
+        valid = utf8_valid(body)
         if valid is not None and not body[:valid].isascii():
             return body, "utf-8"
         return _decode(body, declared)[0], declared
@@ -771,7 +777,8 @@ def extract(
         if len(data) > limits.max_bytes:
             data, truncated = data[:limits.max_bytes], True
         match = _CHARSET_PARAM.search(content_type) if content_type else None
-        doc, encoding = decode_body(data, match.group(1) if match else None)
+        doc, encoding = _decode_body(data, match.group(1) if match else None,
+                                     _native.utf8_valid if fast else _utf8_valid)
         raw = doc if isinstance(doc, bytes) else doc.encode("utf-8", "replace")
         tags = _native.count_lt(raw) if fast else raw.count(b"<")
         if tags > max(limits.max_depth, 4096):

@@ -280,6 +280,20 @@ def test_simple_resolution_takes_the_usual_hrefs() -> None:
         assert native.resolve_simple(href, base) is None
 
 
+UTF8_TAILS = st.binary(max_size=6) | st.text(max_size=8).map(
+    lambda t: t.encode("utf-8", "surrogatepass"))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.binary(max_size=40), UTF8_TAILS, st.integers(0, 4))
+def test_utf8_valid_twin(head: bytes, tail: bytes, cut: int) -> None:
+    native = extract_module._native
+    assert native is not None
+    for data in (head, tail, tail[:len(tail) - cut], b"a" * 37 + tail[:len(tail) - cut],
+                 head + tail):
+        assert native.utf8_valid(data) == extract_module._utf8_valid(data)
+
+
 def test_count_lt_matches_bytes_count() -> None:
     native = extract_module._native
     assert native is not None
