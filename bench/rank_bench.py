@@ -82,26 +82,32 @@ def _timed(fn: Any, reps: int) -> tuple[float, float]:
 
 
 def _bare_products(m: Any, x: Any) -> dict[str, float]:
-    """The bare product `M @ x` (scipy, one thread) and the same product split into two row
-    blocks of equal nnz run in two threads (scipy's kernel releases the GIL)."""
+    """Bare products `M @ x` on the same graph: scipy CSC (inlink's layout) and CSR (the
+    usual one), one thread each; and the CSC product split into two column blocks of equal
+    nnz, run in two threads (scipy's kernel releases the GIL) into two vectors then added."""
     from concurrent.futures import ThreadPoolExecutor
 
     from inlink.rank.pagerank import _matvec_add
 
     out: dict[str, float] = {}
     out["bare_matvec_s"], out["bare_matvec_best_s"] = _timed(lambda: m @ x, 20)
+    csr = m.tocsr()
+    _, out["bare_csr_best_s"] = _timed(lambda: csr @ x, 20)
     n = m.shape[0]
     cut = int(np.searchsorted(m.indptr, m.nnz // 2))
-    halves = [m[:cut], m[cut:]]
-    y = np.zeros(n, dtype=m.dtype)
-    parts = [(halves[0], y[:cut]), (halves[1], y[cut:])]
+    halves = [m[:, :cut], m[:, cut:]]
+    parts = [(halves[0], x[:cut], np.zeros(n, dtype=m.dtype)),
+             (halves[1], x[cut:], np.zeros(n, dtype=m.dtype))]
     with ThreadPoolExecutor(2) as pool:
-        def both() -> None:
-            y.fill(0)
-            list(pool.map(lambda p: _matvec_add(p[0], p[0].data, x, p[1]), parts))
+        def both() -> Any:
+            for p in parts:
+                p[2].fill(0)
+            list(pool.map(lambda p: _matvec_add(p[0], p[0].data, p[1], p[2]), parts))
+            return parts[0][2] + parts[1][2]
         _, out["bare_matvec_2threads_s"] = _timed(both, 20)
-    # the split product must equal the plain one
-    assert np.allclose(y, m @ x, rtol=1e-5, atol=0)
+        # the split product must equal the plain one (up to float32 summation order)
+        plain = m @ x
+        assert np.abs(both() - plain).sum() <= 1e-4 * np.abs(plain).sum()
     return out
 
 
@@ -292,18 +298,20 @@ def to_markdown(result: dict[str, Any]) -> str:
         "(median in brackets), bare product best of 20, networkx best of 2. Stop: L1 change "
         "of one step < 1e-6.",
         "",
-        "| dtype | CSR build s | bare `M @ x` ms (1 thread) | same, 2 threads ms | "
-        "iteration ms | iteration / bare | iterations | PageRank s to 1e-6 | peak RSS MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| dtype | build s (edges -> CSC) | bare `M @ x` ms: CSC | CSR | CSC, 2 threads | "
+        "iteration ms | iteration / bare CSC | iterations | PageRank s to 1e-6 | "
+        "peak RSS MiB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for dtype, r in res.items():
         lines.append(
             f"| {dtype} | {r['build_s']:.2f} | {r['bare_matvec_best_s'] * 1e3:.1f} | "
+            f"{r['bare_csr_best_s'] * 1e3:.1f} | "
             f"{r['bare_matvec_2threads_s'] * 1e3:.1f} | {r['iteration_s'] * 1e3:.1f} | "
             f"{r['iteration_vs_bare']:.2f} | {r['iterations']} "
             f"({r['float64_steps']} in float64) | {r['pagerank_s']:.2f} "
             f"({r['pagerank_median_s']:.2f}) | {r['peak_rss_mib']:,.0f} |")
-    lines += ["", "| domain graph (host graph, weighted) | hosts | edges | CSR build s | "
+    lines += ["", "| domain graph (host graph, weighted) | hosts | edges | build s | "
               "iterations | PageRank s |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for dtype, r in res.items():
@@ -350,7 +358,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         ]
     lines += ["", "Targets (float32):",
               f"- iteration <= {targets['iteration_vs_bare']}x the bare product: "
-              f"{f32['iteration_vs_bare']:.2f}x, "
+              f"{f32['iteration_vs_bare']:.2f}x (vs the CSR product: "
+              f"{f32['iteration_s'] / f32['bare_csr_best_s']:.2f}x), "
               f"{_verdict(f32['iteration_vs_bare'] <= targets['iteration_vs_bare'])}",
               f"- total to 1e-6 <= {targets['pagerank_s']:.0f} s: {f32['pagerank_s']:.2f} s, "
               f"{_verdict(f32['pagerank_s'] <= targets['pagerank_s'])}",

@@ -7,6 +7,7 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -195,3 +196,25 @@ def test_weighted_build_drops_zero_weights_and_int64_ids() -> None:
     assert g.out_weight.tolist() == [2.0, 1.0, 3.0]
     dense = g.transition.toarray()
     assert dense[1, 0] == pytest.approx(1.0) and dense[2, 0] == 0.0
+
+
+@pytest.mark.parametrize("merge", ["one", "sum"])
+def test_build_matches_a_plain_scipy_build_in_any_edge_order(merge: str) -> None:
+    n = 300
+    src, dst = random_edges(9, n, 3000)
+    rng = np.random.default_rng(9)
+    order = rng.permutation(len(src))
+    w = rng.integers(1, 4, len(src)).astype(np.float64)
+    g = build_graph(src[order], dst[order], n, w[order], dtype=np.float64, merge=merge)
+    keep = src != dst
+    ones = np.ones(int(keep.sum()))
+    adj = sp.csc_matrix((ones if merge == "one" else w[keep], (dst[keep], src[keep])),
+                        shape=(n, n))
+    if merge == "one":
+        adj.data[:] = 1.0
+    out = np.asarray(adj.sum(axis=0)).ravel()
+    want = adj.multiply(1.0 / np.where(out > 0, out, 1.0)[None, :]).toarray()
+    assert g.transition.has_sorted_indices
+    assert np.allclose(g.transition.toarray(), want)
+    assert g.out_weight.tolist() == out.tolist()
+    assert g.in_degree.tolist() == np.diff(adj.tocsr().indptr).tolist()
