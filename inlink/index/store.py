@@ -71,6 +71,9 @@ class Store:
             raise InlinkError(f"cannot open index {self.path}: {message}") from None
         self._write_lock = threading.Lock()
         self._local = threading.local()
+        #: Committed write transactions of this Store so far. The process that writes owns
+        #: the file, so an unchanged generation means unchanged data: readers key caches on it.
+        self.generation = 0
         if memory_limit:
             # DuckDB's default buffer pool is 80% of RAM; a crawl or ingest next to a server
             # should not grow that far (it spills to disk past the limit instead).
@@ -140,6 +143,7 @@ class Store:
                 run(conn, "ROLLBACK")
                 raise
             run(conn, "COMMIT")
+            self.generation += 1
 
     def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run fn(conn) inside one write transaction."""
@@ -157,13 +161,31 @@ class Store:
 
     # -- maintenance
 
-    def compact(self) -> None:
+    def compact(self, memory_limit: str | None = None) -> None:
         """Rewrite links and events in target order (pages in key order), so the rows a
         query needs sit together.
 
         DuckDB keeps min/max statistics per row group: once rows are sorted by target, a
-        query for one target skips every row group that cannot hold it.
+        query for one target skips every row group that cannot hold it. `memory_limit`
+        caps DuckDB's memory for the sort (it spills to disk past it) when lower than the
+        store's own limit.
         """
+        saved: str | None = None
+        if memory_limit:
+            with self._write_lock:
+                saved = str(run(self._conn, "SELECT current_setting('memory_limit')")[0][0])
+                run(self._conn, "SET memory_limit = ?", [memory_limit])
+                if _bytes(saved) < _bytes(str(run(
+                        self._conn, "SELECT current_setting('memory_limit')")[0][0])):
+                    run(self._conn, "SET memory_limit = ?", [saved])
+        try:
+            self._compact()
+        finally:
+            if saved is not None:
+                with self._write_lock:
+                    run(self._conn, "SET memory_limit = ?", [saved])
+
+    def _compact(self) -> None:
         with self.transaction() as conn:
             # A sorted copy under the schema's own definition (constraints included), then
             # swapped in: half the work of sorting into a temp table, deleting every row and
@@ -191,6 +213,14 @@ _SORT_ORDER = {
     "links": "target_domain, target_host, target_key, source_key",
     "link_events": "target_domain, day, target_key",
 }
+
+
+def _bytes(setting: str) -> float:
+    """DuckDB's memory setting as shown ('953.6 MiB', '1.2 GiB') in bytes."""
+    number, _, unit = setting.strip().partition(" ")
+    scale = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+             "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    return float(number) * scale.get(unit, 1)
 
 
 def _table_ddl(table: str, name: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from inlink.errors import InvalidInput
 from inlink.index.store import Store
+from inlink.query import small
 from inlink.query.models import (
     BACKLINK_KINDS,
     CountItem,
@@ -91,17 +92,25 @@ def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
     """Seed 001 /metrics for up to 100 targets, in the order given, in one statement."""
     _check_targets(targets)
     base, params = backlinks_sql(targets)
-    rows = {int(r[0]): _ints(r[1:]) for r in store.query(
-        f"SELECT _t, {_METRIC_SQL} FROM ({base}) GROUP BY _t", params)}
+    fetched = small.fetch(store, base, params)
+    if fetched is not None:
+        rows = {i: small.metric_values(r) for i, r in fetched.items()}
+    else:
+        rows = {int(r[0]): _ints(r[1:]) for r in store.query(
+            f"SELECT _t, {_METRIC_SQL} FROM ({base}) GROUP BY _t", params)}
     return [Metrics(t, *rows.get(i, [0] * 8)) for i, t in enumerate(targets)]
 
 
 def _count(store: Store, targets: Sequence[Target], expr: str) -> list[int]:
     _check_targets(targets)
     base, params = backlinks_sql(targets)
-    rows = {int(r[0]): int(r[1]) for r in store.query(
-        f"SELECT _t, {expr} FROM ({base}) GROUP BY _t", params)}
-    return [rows.get(i, 0) for i in range(len(targets))]
+    fetched = small.fetch(store, base, params)
+    if fetched is not None:
+        counts = {i: small.count_value(r, expr) for i, r in fetched.items()}
+    else:
+        counts = {int(r[0]): int(r[1]) for r in store.query(
+            f"SELECT _t, {expr} FROM ({base}) GROUP BY _t", params)}
+    return [counts.get(i, 0) for i in range(len(targets))]
 
 
 def count_backlinks(store: Store, targets: Sequence[Target]) -> list[int]:
@@ -168,34 +177,12 @@ def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
     _check_targets(targets)
     ctx = context(store)
     base, params = backlinks_sql(targets)
-    scalar_sql = (
-        f"SELECT _t, {_METRIC_SQL}, count(*) FILTER (home), count(*) FILTER (home AND NOT nf), "
-        "count(*) FILTER (kind = 'anchor'), count(*) FILTER (kind = 'image'), "
-        "count(*) FILTER (kind IN ('redirect', 'meta')), "
-        "count(DISTINCT dom) FILTER (NOT nf), count(DISTINCT dom) FILTER (home), "
-        "count(DISTINCT dom) FILTER (edu), count(DISTINCT dom) FILTER (gov), "
-        "count(DISTINCT anchor), count(DISTINCT anchor) FILTER (NOT nf), count(DISTINCT page) "
-        f"FROM ({base}) GROUP BY _t")
-    scalars = {int(r[0]): _ints(r[1:]) for r in store.query(scalar_sql, params)}
     n = max(top_anchors, top_pages, top_tlds, top_countries)
-    top_sql = (
-        f"WITH b AS MATERIALIZED ({base}), g AS ("
-        "SELECT _t, 'anchor' AS what, anchor AS v, count(*) AS bl, count(DISTINCT dom) AS rd "
-        "FROM b GROUP BY ALL "
-        "UNION ALL SELECT _t, 'page', page, count(*), count(DISTINCT dom) FROM b GROUP BY ALL "
-        "UNION ALL SELECT _t, 'tld', tld, count(*), count(DISTINCT dom) FROM b "
-        "WHERE tld <> '' GROUP BY ALL "
-        "UNION ALL SELECT _t, 'country', country, count(*), count(DISTINCT dom) FROM b "
-        "WHERE country IS NOT NULL GROUP BY ALL) "
-        "SELECT _t, what, v, bl, rd, "
-        "row_number() OVER (PARTITION BY _t, what ORDER BY bl DESC, v) AS rb, "
-        "row_number() OVER (PARTITION BY _t, what ORDER BY rd DESC, v) AS rr "
-        "FROM g QUALIFY rb <= ? OR rr <= ?")
-    tops: dict[tuple[int, str, str], list[tuple[int, CountItem]]] = {}
-    for t, what, v, bl, rd, rb, rr in store.query(top_sql, [*params, n, n]):
-        item = CountItem(str(v), int(bl), int(rd))
-        tops.setdefault((int(t), str(what), "bl"), []).append((int(rb), item))
-        tops.setdefault((int(t), str(what), "rd"), []).append((int(rr), item))
+    fetched = small.fetch(store, base, params)
+    if fetched is not None:
+        scalars, tops = _summary_small(fetched, n)
+    else:
+        scalars, tops = _summary_sql(store, base, params, n)
 
     def top(i: int, what: str, by: str, k: int) -> list[CountItem]:
         ranked = sorted(tops.get((i, what, by), []), key=lambda p: p[0])
@@ -218,6 +205,64 @@ def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
     return out
 
 
+_Tops = dict[tuple[int, str, str], list[tuple[int, CountItem]]]
+
+
+def _summary_sql(store: Store, base: str, params: list[object], n: int
+                 ) -> tuple[dict[int, list[int]], _Tops]:
+    """summarize()'s figures by SQL: two statements for the whole batch."""
+    scalar_sql = (
+        f"SELECT _t, {_METRIC_SQL}, count(*) FILTER (home), count(*) FILTER (home AND NOT nf), "
+        "count(*) FILTER (kind = 'anchor'), count(*) FILTER (kind = 'image'), "
+        "count(*) FILTER (kind IN ('redirect', 'meta')), "
+        "count(DISTINCT dom) FILTER (NOT nf), count(DISTINCT dom) FILTER (home), "
+        "count(DISTINCT dom) FILTER (edu), count(DISTINCT dom) FILTER (gov), "
+        "count(DISTINCT anchor), count(DISTINCT anchor) FILTER (NOT nf), count(DISTINCT page) "
+        f"FROM ({base}) GROUP BY _t")
+    scalars = {int(r[0]): _ints(r[1:]) for r in store.query(scalar_sql, params)}
+    top_sql = (
+        f"WITH b AS MATERIALIZED ({base}), g AS ("
+        "SELECT _t, 'anchor' AS what, anchor AS v, count(*) AS bl, count(DISTINCT dom) AS rd "
+        "FROM b GROUP BY ALL "
+        "UNION ALL SELECT _t, 'page', page, count(*), count(DISTINCT dom) FROM b GROUP BY ALL "
+        "UNION ALL SELECT _t, 'tld', tld, count(*), count(DISTINCT dom) FROM b "
+        "WHERE tld <> '' GROUP BY ALL "
+        "UNION ALL SELECT _t, 'country', country, count(*), count(DISTINCT dom) FROM b "
+        "WHERE country IS NOT NULL GROUP BY ALL) "
+        "SELECT _t, what, v, bl, rd, "
+        "row_number() OVER (PARTITION BY _t, what ORDER BY bl DESC, v) AS rb, "
+        "row_number() OVER (PARTITION BY _t, what ORDER BY rd DESC, v) AS rr "
+        "FROM g QUALIFY rb <= ? OR rr <= ?")
+    tops: _Tops = {}
+    for t, what, v, bl, rd, rb, rr in store.query(top_sql, [*params, n, n]):
+        item = CountItem(str(v), int(bl), int(rd))
+        tops.setdefault((int(t), str(what), "bl"), []).append((int(rb), item))
+        tops.setdefault((int(t), str(what), "rd"), []).append((int(rr), item))
+    return scalars, tops
+
+
+_TOP_COLS: dict[str, tuple[int, Any]] = {
+    "anchor": (small.ANCHOR, None), "page": (small.PAGE, None),
+    "tld": (small.TLD, lambda r: r[small.TLD] != ""),
+    "country": (small.COUNTRY, lambda r: r[small.COUNTRY] is not None),
+}
+
+
+def _summary_small(fetched: dict[int, list[small.Row]], n: int
+                   ) -> tuple[dict[int, list[int]], _Tops]:
+    """summarize()'s figures from fetched rows (the small-target path; same answers)."""
+    scalars = {i: small.summary_values(rows) for i, rows in fetched.items()}
+    tops: _Tops = {}
+    for i, rows in fetched.items():
+        for what, (col, keep) in _TOP_COLS.items():
+            by_bl, by_rd = small.top(rows, col, n, keep)
+            tops[(i, what, "bl")] = [(pos, CountItem(str(v), bl, rd))
+                                     for pos, (v, bl, rd) in enumerate(by_bl, 1)]
+            tops[(i, what, "rd")] = [(pos, CountItem(str(v), bl, rd))
+                                     for pos, (v, bl, rd) in enumerate(by_rd, 1)]
+    return scalars, tops
+
+
 def _check_limit(limit: int) -> None:
     if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise InvalidInput("limit", f"must be within 1..{MAX_LIST}, got {limit!r}")
@@ -232,6 +277,12 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
     if order_by not in ("backlinks", "refdomains"):
         raise InvalidInput("order_by", f"{order_by!r} is not one of backlinks, refdomains")
     base, params = backlinks_sql([target])
+    fetched = small.fetch(store, base, params)
+    if fetched is not None:
+        keep = _GROUP_KEEP[where]
+        return [GroupRow(str(v), bl, rd, nf, df, fs, ls) for v, bl, rd, nf, df, fs, ls
+                in small.group_rows(fetched.get(0, []), _GROUP_COLS[key], keep, order_by,
+                                    limit)]
     first, second = ("bl", "rd") if order_by == "backlinks" else ("rd", "bl")
     rows = store.query(
         f"SELECT {key} AS v, count(*) AS bl, count(DISTINCT dom) AS rd, "
@@ -240,6 +291,11 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
         f"ORDER BY {first} DESC, {second} DESC, v LIMIT ?", [*params, limit])
     return [GroupRow(str(v), int(bl), int(rd), int(nf), int(df), fs, ls)
             for v, bl, rd, nf, df, fs, ls in rows]
+
+
+_GROUP_COLS = {"anchor": small.ANCHOR, "ip": small.IP, "page": small.PAGE}
+_GROUP_KEEP: dict[str, Any] = {"true": None,
+                               "subnet IS NOT NULL": lambda r: r[small.SUBNET] is not None}
 
 
 def list_anchors(store: Store, target: Target, *, order_by: GroupOrder = "backlinks",

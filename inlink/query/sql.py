@@ -6,6 +6,7 @@ Identifiers only ever come from the FIELDS whitelist below; every value is a par
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,10 +167,26 @@ class Ctx:
 
 
 def context(store: Store, run_id: int | None = None) -> Ctx:
+    """The rank run a query reads: `run_id`, or the current run. The current run is cached
+    per store until its next committed write (`Store.generation`), so a request does not
+    pay two catalog queries for it."""
+    if run_id is None:
+        cached = _CURRENT.get(store)
+        if cached is not None and cached[0] == store.generation:
+            return cached[1]
+        generation = store.generation
+        run = load_run(store)
+        ctx = Ctx(run.run_id if run else None)
+        if not store.read_only:  # a read-only store cannot see another process's writes
+            _CURRENT[store] = (generation, ctx)
+        return ctx
     run = load_run(store, run_id)
-    if run_id is not None and run is None:
+    if run is None:
         raise InvalidInput("cursor", f"rank run {run_id} no longer exists; start over")
-    return Ctx(run.run_id if run else None)
+    return Ctx(run.run_id)
+
+
+_CURRENT: weakref.WeakKeyDictionary[Store, tuple[int, Ctx]] = weakref.WeakKeyDictionary()
 
 
 # -- scope ---------------------------------------------------------------------------------

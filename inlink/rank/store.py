@@ -285,13 +285,16 @@ def save_run(conn: duckdb.DuckDBPyConnection, row: dict[str, Any],
     names = list(row)
     run(conn, f"INSERT INTO rank_runs ({', '.join(names)}) VALUES "
               f"({', '.join('?' for _ in names)})", [row[n] for n in names])
-    for table, data in [("rank_pages", pages), ("rank_domains", domains),
-                        *[("rank_spam", t) for t in spam]]:
+    # Rows go in key order: runs append in run_id order, so (run_id, key) is sorted across
+    # the table and DuckDB's zone maps turn a key lookup into a read of one row group.
+    for table, data, key in [("rank_pages", pages, "url_key"),
+                             ("rank_domains", domains, "domain"),
+                             *[("rank_spam", t, "kind, target") for t in spam]]:
         data = data.append_column("run_id", pa.array(np.full(data.num_rows, run_id,
                                                              dtype=np.int64)))
         conn.register("rank_rows", data)
         cols = ", ".join(data.column_names)
-        run(conn, f"INSERT INTO {table} ({cols}) SELECT {cols} FROM rank_rows")
+        run(conn, f"INSERT INTO {table} ({cols}) SELECT {cols} FROM rank_rows ORDER BY {key}")
         conn.unregister("rank_rows")
     run(conn, "DELETE FROM rank_current WHERE name = 'current'")
     run(conn, "INSERT INTO rank_current VALUES ('current', ?)", [run_id])
