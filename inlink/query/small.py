@@ -123,7 +123,9 @@ def group_rows(rows: Sequence[Row], col: int, keep: Callable[[Row], bool] | None
                order_by: str, limit: int
                ) -> list[tuple[str, int, int, int, int, dt.datetime, dt.datetime]]:
     """aggregates._group_rows: ordered by the chosen count, the other, then the value."""
-    first, second = (1, 2) if order_by == "backlinks" else (2, 1)
     g = groups(rows, col, keep)
-    g.sort(key=lambda x: (-x[first], -x[second], x[0]))
+    if order_by == "backlinks":
+        g.sort(key=lambda x: (-x[1], -x[2], x[0]))
+    else:
+        g.sort(key=lambda x: (-x[2], -x[1], x[0]))
     return g[:limit]
