@@ -23,7 +23,7 @@ from inlink.errors import ArchiveError
 from inlink.extract import DEFAULT_LIMITS, ExtractLimits
 from inlink.index.rows import Packed, PackedFetch, pack_fetches, unpack_fetches
 from inlink.index.store import Store
-from inlink.index.writer import IndexWriter, ManifestUpdate, load_manifest
+from inlink.index.writer import BatchStats, IndexWriter, ManifestUpdate, load_manifest
 from inlink.sources.record import FetchRecord
 from inlink.sources.warc import (
     DEFAULT_READ_LIMITS,
@@ -40,6 +40,15 @@ from inlink.sources.warc import (
 #: and at least COMPACT_GROWTH of the rows there were before.
 COMPACT_MIN_ROWS = 50_000
 COMPACT_GROWTH = 0.25
+#: DuckDB's memory cap while compacting after an ingest (the sort spills to disk past it), so
+#: the ingest process stays under 1 GiB even when the store's own limit is higher.
+COMPACT_MEMORY_LIMIT = "512MB"
+#: A batch (one transaction) ends after this many fetch records or this many links, whichever
+#: comes first. DuckDB's commit has a fixed cost and an append of at least a row group
+#: (122,880 rows) is written straight to the file, compressed, instead of through the WAL;
+#: memory is bounded by two batches (one written while the next is read).
+BATCH_PAGES = 1000
+BATCH_LINKS = 125_000
 DAMAGE_KEPT = 20            # damaged records listed (with offset and cause) per file
 _CHUNK_RECORDS = 16         # records per task sent to a worker
 _CHUNK_BYTES = 2 << 20      # ... or this many payload bytes, whichever comes first
@@ -173,6 +182,17 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and ok)
 
 
+def trim_malloc() -> bool:
+    """Return freed heap memory to the system (glibc malloc_trim); False when not on glibc."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def _init_worker(malloc: bool) -> None:
     if malloc:
         tune_malloc()
@@ -211,8 +231,9 @@ class _Pipeline:
     def __init__(self, pool: cf.ProcessPoolExecutor | None, workers: int, path: str,
                  limits: ExtractLimits, batch_size: int) -> None:
         self.pool = pool
-        # Enough chunks in flight to keep the workers busy while the driver writes a batch.
-        self.depth = max(2 * workers, batch_size // _CHUNK_RECORDS + 2)
+        # Enough chunks in flight to keep the workers busy while the driver waits for a
+        # batch to be written (it is written in a thread, so this need not hold a batch).
+        self.depth = min(max(2 * workers, batch_size // _CHUNK_RECORDS + 2), 4 * workers + 2)
         self.path = path
         self.limits = limits
 
@@ -244,6 +265,7 @@ def _known_digests(store: Store, job: str, limit: int) -> dict[str, int]:
 
 
 def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size: int,
+                 batch_links_max: int,
                  pipeline: Callable[[str], _Pipeline], read_limits: ReadLimits,
                  progress: Callable[[IngestProgress], None] | None) -> FileResult:
     job = f"ingest:{digest}"
@@ -265,37 +287,66 @@ def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size
                          stats=stats)
     writer = IndexWriter(store, job)
     batch: list[PackedFetch] = []
+    batch_links = 0
+    # One batch is written in a thread while the next is read and extracted (DuckDB works
+    # without the GIL); batches still commit one after the other, in file order.
+    writing: cf.Future[tuple[int, BatchStats]] | None = None
+    write_thread = cf.ThreadPoolExecutor(1, thread_name_prefix="inlink-ingest-writer")
 
-    def commit(position: int, done: bool) -> None:
-        nonlocal batch
-        update = ManifestUpdate(job=job, kind="ingest", path=evidence_path, position=position,
-                                records_ok=total_ok, records_bad=total_bad, done=done,
-                                digest=digest, size=size)
-        applied = writer.apply_packed(batch, update)
+    def finish_write() -> None:
+        nonlocal writing
+        if writing is None:
+            return
+        position, applied = writing.result()
+        writing = None
         result.pages += applied.fetches
         result.links_new += applied.new_links
         result.links_lost += applied.lost_links
-        batch = []
         if progress is not None:
-            progress(IngestProgress(shown, position, size, total_ok, total_bad, result.pages))
+            progress(IngestProgress(shown, position, size, applied_ok, applied_bad,
+                                    result.pages))
 
-    # While a batch is written the workers keep extracting: the pipeline holds up to a
-    # batch's worth of chunks in flight (see _Pipeline.depth).
-    for offset, what, payload in pipeline(evidence_path).run(_chunks(items)):
-        if len(batch) >= batch_size:
-            # Everything before `offset` is in the batch: that is where a resume starts.
-            commit(offset, False)
-        if what == "damage":
-            total_bad += 1
-            result.records_bad += 1
-            if len(result.damage) < DAMAGE_KEPT:
-                result.damage.append(Damage(offset, str(payload)))
-            continue
-        total_ok += 1
-        result.records_ok += 1
-        if what == "record":
-            batch.append(payload)
-    commit(size, True)
+    def write(fetches: list[PackedFetch], update: ManifestUpdate) -> tuple[int, BatchStats]:
+        return update.position, writer.apply_packed(fetches, update)
+
+    applied_ok, applied_bad = total_ok, total_bad
+
+    def commit(position: int, done: bool) -> None:
+        nonlocal batch, batch_links, writing, applied_ok, applied_bad
+        update = ManifestUpdate(job=job, kind="ingest", path=evidence_path, position=position,
+                                records_ok=total_ok, records_bad=total_bad, done=done,
+                                digest=digest, size=size)
+        finish_write()
+        applied_ok, applied_bad = total_ok, total_bad
+        writing = write_thread.submit(write, batch, update)
+        batch, batch_links = [], 0
+
+    try:
+        # While a batch is written the workers keep extracting: the pipeline holds up to a
+        # batch's worth of chunks in flight (see _Pipeline.depth).
+        for offset, what, payload in pipeline(evidence_path).run(_chunks(items)):
+            if len(batch) >= batch_size or batch_links >= batch_links_max:
+                # Everything before `offset` is in the batch: that is where a resume starts.
+                commit(offset, False)
+            if what == "damage":
+                total_bad += 1
+                result.records_bad += 1
+                if len(result.damage) < DAMAGE_KEPT:
+                    result.damage.append(Damage(offset, str(payload)))
+                continue
+            total_ok += 1
+            result.records_ok += 1
+            if what == "record":
+                batch.append(payload)
+                batch_links += len(payload.link_ids)
+        commit(size, True)
+        finish_write()
+    finally:
+        # An error (or ^C) here: the batch being written still commits whole, or not at all,
+        # before the caller goes on.
+        if writing is not None:
+            cf.wait([writing])
+        write_thread.shutdown(wait=True)
     result.skipped = stats.skipped
     result.revisits_unresolved = stats.revisits_unresolved
     return result
@@ -305,7 +356,8 @@ def _link_rows(store: Store) -> int:
     return int(store.query("SELECT count(*) FROM links")[0][0])
 
 
-def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = 250,
+def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH_PAGES,
+           batch_links: int = BATCH_LINKS,
            workers: int | None = None, progress: Callable[[IngestProgress], None] | None = None,
            read_limits: ReadLimits = DEFAULT_READ_LIMITS,
            extract_limits: ExtractLimits = DEFAULT_LIMITS,
@@ -313,16 +365,16 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = 250,
     """Ingest WARC/WAT files (gzipped or not) into the index; resumable, never fatal on damage.
 
     Each file is a job `ingest:<sha256>`: a file already ingested is a no-op, an interrupted
-    one resumes at its committed position. `workers` processes extract pages (None: cores - 2,
-    0: in this process). A file that is not a WARC at all is reported in the summary
+    one resumes at its committed position. `workers` processes extract pages (None: cores - 1,
+    at least 1; 0: in this process). A file that is not a WARC at all is reported in the summary
     (its FileResult.error) and the other files are still ingested. `compact` None applies the
     growth rule (COMPACT_MIN_ROWS / COMPACT_GROWTH), True/False force it.
     """
     started = time.perf_counter()
     summary = IngestSummary()
-    # The driver process reads, unpacks and writes (DuckDB's own threads need a core too):
-    # on 2 cores extracting inline measured fastest (docs/ingest.md).
-    n_workers = max(0, (os.cpu_count() or 1) - 2) if workers is None else max(0, workers)
+    # The driver reads and writes (DuckDB's inserts run without the GIL in the writer thread);
+    # workers extract and pack. On 2 cores one worker measured fastest (docs/ingest.md).
+    n_workers = max(1, (os.cpu_count() or 1) - 1) if workers is None else max(0, workers)
     pool: cf.ProcessPoolExecutor | None = None
     links_before = _link_rows(store)
     seen: dict[str, str] = {}
@@ -356,6 +408,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = 250,
                 continue
             seen[digest] = str(path)
             result = _ingest_file(store, path, digest, size, batch_size=batch_size,
+                                  batch_links_max=batch_links,
                                   pipeline=pipeline, read_limits=read_limits,
                                   progress=progress)
             result.seconds = time.perf_counter() - t0
@@ -366,7 +419,9 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = 250,
     grown = _link_rows(store) - links_before
     rule = grown >= COMPACT_MIN_ROWS and grown >= COMPACT_GROWTH * links_before
     if compact or (compact is None and rule):
-        store.compact()
+        # The batches' freed memory goes back to the system before the sort needs its own.
+        trim_malloc()
+        store.compact(memory_limit=COMPACT_MEMORY_LIMIT)
         summary.compacted = True
     summary.seconds = time.perf_counter() - started
     return summary

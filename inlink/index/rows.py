@@ -79,9 +79,7 @@ def naive_utc(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
-def _blake64(text: str) -> int:
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+_D = ("0", "1")
 
 
 @lru_cache(maxsize=1 << 16)
@@ -109,17 +107,24 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
     metas: list[tuple[Any, ...]] = []
     col: dict[str, list[Any]] = {name: [] for name in LINK_COLUMNS}
     key_host = urls.key_host
+    blake2b = hashlib.blake2b
+    from_bytes = int.from_bytes
     for record in records:
         outcome = classify(record)
         live = outcome.live_links
         key = record.url_key
         n = len(live)
-        ids = [_blake64(f"{key}\x1f{link.kind}\x1f{link.target_key}\x1f{link.anchor}"
-                        f"\x1f{link.image_url or ''}") for link in live]
-        hashes = [_blake64(f"{link.target_url}\x1f{link.nofollow:d}{link.ugc:d}"
-                           f"{link.sponsored:d}\x1f{link.alt}\x1f{link.text_pre}"
-                           f"\x1f{link.text_post}\x1f{link.location}\x1f{link.links_count}"
-                           f"\x1f{link.hreflang}") for link in live]
+        # state.link_id and state.link_attr_hash, inlined: two hashes per link are most of
+        # the packing time ("0"/"1" indexed by a bool is `{flag:d}`).
+        ids = [from_bytes(blake2b(
+            f"{key}\x1f{link.kind}\x1f{link.target_key}\x1f{link.anchor}"
+            f"\x1f{link.image_url or ''}".encode("utf-8", "surrogatepass"),
+            digest_size=8).digest(), "little", signed=True) for link in live]
+        hashes = [from_bytes(blake2b(
+            f"{link.target_url}\x1f{_D[link.nofollow]}{_D[link.ugc]}{_D[link.sponsored]}"
+            f"\x1f{link.alt}\x1f{link.text_pre}\x1f{link.text_post}\x1f{link.location}"
+            f"\x1f{link.links_count}\x1f{link.hreflang}".encode("utf-8", "surrogatepass"),
+            digest_size=8).digest(), "little", signed=True) for link in live]
         ex = record.extraction
         facts = ex.facts if ex is not None else None
         ev = record.evidence
@@ -138,7 +143,11 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
             continue
         source_host, source_domain = host_and_domain(key)
         target_keys = [link.target_key for link in live]
-        target_hosts = [key_host(k) for k in target_keys]
+        # The authority of a key is its third '/'-separated field ("scheme:", "", host...):
+        # urls.key_host only for the rare one with a port or an IPv6 literal.
+        authorities = [k.split("/", 3)[2] for k in target_keys]
+        target_hosts = [a if ":" not in a else key_host(k)
+                        for a, k in zip(authorities, target_keys, strict=True)]
         target_domains = [registrable_domain(h) for h in target_hosts]
         col["link_id"] += ids
         col["attr_hash"] += hashes

@@ -8,6 +8,7 @@ and a resumed job continues exactly where the committed data ends.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,9 @@ class IndexWriter:
         stored = self._load_pages(conn, {f.url_key for f in ordered})
         pages = dict(stored)
         touched: dict[int, list[Any]] = {}
+        # Pages the index never had, fetched once so far in this batch: every link is new and
+        # not in the table, so their rows are inserted as a block without per-link state.
+        fresh: dict[str, tuple[PackedFetch, int, int]] = {}   # key -> (fetch, row, fetch_id)
         new_rows: list[int] = []            # batch link row of each `new` event
         new_at: list[dt.datetime] = []
         lost_events: list[tuple[Any, ...]] = []
@@ -123,10 +127,25 @@ class IndexWriter:
                 # kept as a fetch for evidence, but history only moves forward.
                 stats.stale += 1
                 continue
+            n = len(f.link_ids)
             # Repeats of an id on one page: the last one wins (as a dict would have it).
-            live = dict(zip(f.link_ids, range(first_row, first_row + len(f.link_ids)),
-                            strict=True))
             hashes = dict(zip(f.link_ids, f.link_hashes, strict=True))
+            if previous is None and len(hashes) == n:
+                fresh[f.url_key] = (f, first_row, fetch_id)
+                new_rows.extend(range(first_row, first_row + n))
+                new_at.extend([at] * n)
+                page = pages[f.url_key] = _PageRow(f.url_key, at, at, hashes)
+                page_rows[f.url_key] = _page_row(f, fetch_id, page)
+                continue
+            if f.url_key in fresh:
+                # Fetched again in this batch: its first fetch's links need their own state.
+                f0, row0, fetch0 = fresh.pop(f.url_key)
+                at0 = f0.fetched_at
+                for lid, attr, row in zip(f0.link_ids, f0.link_hashes, itertools.count(row0),
+                                          strict=False):
+                    touched[lid] = [row, True, at0, at0, None, None, fetch0, fetch0, True, attr,
+                                    ABSENT]
+            live = dict(zip(f.link_ids, range(first_row, first_row + n), strict=True))
             old = previous.links if previous else {}
             known = stored[f.url_key].links if f.url_key in stored else None
             reason = f.lost_reason
@@ -172,8 +191,8 @@ class IndexWriter:
         # (one per page) several times slower than the same rows in one chunk.
         links = pa.Table.from_batches([f.links for f in ordered],
                                       schema=LINK_SCHEMA).combine_chunks()
-        self._write(conn, stats, links, touched, new_rows, new_at, lost_events, fetch_rows,
-                    page_rows, set(stored), manifest)
+        self._write(conn, stats, links, touched, list(fresh.values()), new_rows, new_at,
+                    lost_events, fetch_rows, page_rows, set(stored), manifest)
         return stats
 
     @staticmethod
@@ -192,7 +211,8 @@ class IndexWriter:
                 for key, first, last, ids, hashes in rows}
 
     def _write(self, conn: duckdb.DuckDBPyConnection, stats: BatchStats, links: pa.Table,
-               touched: dict[int, list[Any]], new_rows: list[int], new_at: list[dt.datetime],
+               touched: dict[int, list[Any]], fresh: list[tuple[PackedFetch, int, int]],
+               new_rows: list[int], new_at: list[dt.datetime],
                lost_events: list[tuple[Any, ...]], fetch_rows: list[tuple[Any, ...]],
                page_rows: dict[str, tuple[Any, ...]], stored: set[str],
                manifest: ManifestUpdate | None) -> None:
@@ -206,8 +226,8 @@ class IndexWriter:
                 run(conn, "DELETE FROM pages WHERE url_key IN (SELECT url_key FROM batch_keys)")
                 conn.unregister("batch_keys")
             _insert(conn, "pages", _PAGE_COLUMNS, list(page_rows.values()))
-        if touched:
-            self._write_links(conn, links, touched)
+        if touched or fresh:
+            self._write_links(conn, links, touched, fresh)
         if new_rows:
             picked = links.select(_EVENT_FROM_LINK)
             if new_rows != list(range(links.num_rows)):
@@ -240,7 +260,8 @@ class IndexWriter:
 
     @staticmethod
     def _write_links(conn: duckdb.DuckDBPyConnection, links: pa.Table,
-                     touched: dict[int, list[Any]]) -> None:
+                     touched: dict[int, list[Any]],
+                     fresh: list[tuple[PackedFetch, int, int]]) -> None:
         # The table is probed only for the few links that may be in it (see _WHERE).
         probe = [lid for lid, t in touched.items() if t[_WHERE] == MAYBE]
         existing: set[int] = set()
@@ -249,21 +270,23 @@ class IndexWriter:
             existing = {row[0] for row in run(
                 conn, "SELECT l.link_id FROM links l JOIN probe_ids t USING (link_id)")}
             conn.unregister("probe_ids")
-        inserts: list[list[Any]] = []
-        full: list[list[Any]] = []
+        inserts = _History()
+        for f, row, fetch_id in fresh:
+            inserts.add_block(row, len(f.link_ids), f.fetched_at, fetch_id)
+        full = _History()
         light: list[tuple[int, list[Any]]] = []
         for lid, t in touched.items():
             where = t[_WHERE]
             if where == ABSENT or (where == MAYBE and lid not in existing):
-                inserts.append(t)
+                inserts.add(t)
             elif t[_FULL] and t[_ROW] >= 0:
-                full.append(t)
+                full.add(t)
             else:
                 light.append((lid, t))
-        if inserts:
-            _insert(conn, "links", _LINK_COLUMNS, _link_table(links, inserts))
-        if full:
-            conn.register("full_rows", _link_table(links, full))
+        if inserts.rows:
+            _insert(conn, "links", _LINK_COLUMNS, inserts.table(links))
+        if full.rows:
+            conn.register("full_rows", full.table(links))
             sets = ", ".join(f"{c} = f.{c}" for c in _LINK_COLUMNS
                              if c not in ("link_id", "first_seen", "first_fetch_id"))
             run(conn, f"UPDATE links SET {sets} FROM full_rows f "
@@ -299,27 +322,59 @@ class IndexWriter:
             conn.unregister("light_rows")
 
 
-def _link_table(links: pa.Table, rows: list[list[Any]]) -> pa.Table:
-    """Full link rows (LINK_COLUMNS + history) of touched links, attributes from `links`."""
-    picked = [t[_ROW] for t in rows]
-    # A batch of new pages inserts every row in order: no copy needed then.
-    table = links if picked == list(range(links.num_rows)) else links.take(
-        pa.array(picked, pa.int64()))
-    history: dict[str, pa.Array] = {
-        "live": pa.array([t[_LIVE] for t in rows], pa.bool_()),
-        "first_seen": pa.array([t[_FIRST] for t in rows], pa.timestamp("us")),
-        "last_seen": pa.array([t[_LAST] for t in rows], pa.timestamp("us")),
-        "lost_at": pa.array([t[_LOST_AT] for t in rows], pa.timestamp("us")),
-        "lost_reason": pa.array([t[_REASON] for t in rows], pa.string()),
-        "first_fetch_id": pa.array([t[_FIRST_FETCH] for t in rows], pa.int64()),
-        "last_fetch_id": pa.array([t[_LAST_FETCH] for t in rows], pa.int64()),
-        # the attribute hash of the latest fetch that had it (rows may repeat an id)
-        "attr_hash": pa.array([t[_ATTR] for t in rows], pa.int64()),
-    }
-    table = table.drop_columns(["attr_hash"])
-    for name, values in history.items():
-        table = table.append_column(name, values)
-    return table.select(list(_LINK_COLUMNS))
+class _History:
+    """The history columns of link rows to write, and the batch rows holding the rest."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.live: list[bool] = []
+        self.first: list[dt.datetime] = []
+        self.last: list[dt.datetime] = []
+        self.lost_at: list[dt.datetime | None] = []
+        self.reason: list[str | None] = []
+        self.first_fetch: list[int] = []
+        self.last_fetch: list[int] = []
+
+    def add(self, t: list[Any]) -> None:
+        self.rows.append(t[_ROW])
+        self.live.append(t[_LIVE])
+        self.first.append(t[_FIRST])
+        self.last.append(t[_LAST])
+        self.lost_at.append(t[_LOST_AT])
+        self.reason.append(t[_REASON])
+        self.first_fetch.append(t[_FIRST_FETCH])
+        self.last_fetch.append(t[_LAST_FETCH])
+
+    def add_block(self, row: int, n: int, at: dt.datetime, fetch_id: int) -> None:
+        """n new live links in consecutive batch rows, all first seen at `at`."""
+        self.rows.extend(range(row, row + n))
+        self.live.extend([True] * n)
+        self.first.extend([at] * n)
+        self.last.extend([at] * n)
+        self.lost_at.extend([None] * n)
+        self.reason.extend([None] * n)
+        self.first_fetch.extend([fetch_id] * n)
+        self.last_fetch.extend([fetch_id] * n)
+
+    def table(self, links: pa.Table) -> pa.Table:
+        """Full link rows: LINK_COLUMNS from the batch rows (the row a link was last live
+        in, so its attr_hash too), the history from here."""
+        rows = self.rows
+        # A batch of new pages inserts every row in order: no copy needed then.
+        table = links if rows == list(range(links.num_rows)) else links.take(
+            pa.array(rows, pa.int64()))
+        history = {
+            "live": pa.array(self.live, pa.bool_()),
+            "first_seen": pa.array(self.first, pa.timestamp("us")),
+            "last_seen": pa.array(self.last, pa.timestamp("us")),
+            "lost_at": pa.array(self.lost_at, pa.timestamp("us")),
+            "lost_reason": pa.array(self.reason, pa.string()),
+            "first_fetch_id": pa.array(self.first_fetch, pa.int64()),
+            "last_fetch_id": pa.array(self.last_fetch, pa.int64()),
+        }
+        for name, values in history.items():
+            table = table.append_column(name, values)
+        return table.select(list(_LINK_COLUMNS))
 
 
 _FETCH_COLUMNS = ("fetch_id", "batch_id", "url_key", "url", "fetched_at", "status", "state",

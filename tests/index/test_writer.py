@@ -237,3 +237,43 @@ def test_packed_rows_use_the_state_ids_and_hashes() -> None:
     assert all(r["source_key"] == key and not r["internal"] for r in rows)
     assert tuple(rows[0]) == LINK_COLUMNS
     assert rows[2]["alt"] == "alt \ufffd"
+
+
+def _history_tables(store: Store) -> tuple[list[tuple[object, ...]], ...]:
+    links = store.query(
+        "SELECT link_id, target_url, source_key, kind, anchor, nofollow, text_pre, live, "
+        "first_seen, last_seen, lost_at, lost_reason, attr_hash, source_ip, "
+        "(SELECT fetched_at FROM fetches f WHERE f.fetch_id = l.first_fetch_id), "
+        "(SELECT fetched_at FROM fetches f WHERE f.fetch_id = l.last_fetch_id) "
+        "FROM links l ORDER BY link_id")
+    evs = store.query("SELECT day, seen_at, link_id, event, reason, target_key, source_key, "
+                      "internal FROM link_events ORDER BY seen_at, link_id, event")
+    pages = store.query("SELECT url_key, first_crawl, last_crawl, state, "
+                        "list_sort(link_ids), list_sort(link_hashes) FROM pages ORDER BY 1")
+    return links, evs, pages
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 100])
+def test_batch_boundaries_do_not_change_history(tmp_path: Path, split: int) -> None:
+    """The same fetches applied one per batch or several per batch (new pages, pages fetched
+    twice in a batch, links lost and back, attribute changes) give the same rows."""
+    other = "http://www.other.example/page"
+    records = [
+        page(PAGE, [link(A, "a"), link(B, "b")], day(1)),
+        page(other, [link(A, "x")], day(1), ip="127.9.0.1"),
+        page(PAGE, [link(A, "a", nofollow=True), link(C, "c")], day(2), ip="127.5.0.10"),
+        failed(other, day(2), 404),
+        page(PAGE, [link(B, "b")], day(3)),
+        page(other, [link(A, "x"), link(B, "y")], day(3)),
+        page(PAGE, [link(A, "a"), link(B, "b"), link(C, "c")], day(4)),
+        page("http://third.example/", [link(C, "3")], day(4)),
+        page("http://third.example/", [], day(5)),
+    ]
+    results = []
+    for size in (1, split):
+        with Store(tmp_path / f"s{size}-{split}.duckdb") as s:
+            w = IndexWriter(s, job="j")
+            for i in range(0, len(records), size):
+                w.apply(records[i:i + size])
+            results.append(_history_tables(s))
+    assert results[0] == results[1]
