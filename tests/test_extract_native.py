@@ -23,7 +23,7 @@ from inlink.extract import (
     native_available,
     use_native,
 )
-from inlink.urls import parse_url
+from inlink.urls import parse_url, registrable_domain
 from tests.test_extract import PAGE, check_invariants, document, header_names, header_values
 
 pytestmark = pytest.mark.skipif(not native_available(),
@@ -292,6 +292,31 @@ def test_utf8_valid_twin(head: bytes, tail: bytes, cut: int) -> None:
     for data in (head, tail, tail[:len(tail) - cut], b"a" * 37 + tail[:len(tail) - cut],
                  head + tail):
         assert native.utf8_valid(data) == extract_module._utf8_valid(data)
+
+
+# The C walk calls a link external without the PSL when its host neither is the page's
+# registrable domain nor ends with "." + it; that needs a registrable domain to be its host
+# or a label-aligned suffix of it.
+HOSTS = ["example.com", "www.example.com", "a.b.example.co.uk", "co.uk", "uk", "github.io",
+         "user.github.io", "x.user.github.io", "blogspot.com", "a.blogspot.com", "localhost",
+         "127.0.0.1", "[::1]", "xn--bcher-kva.example", "a.xn--p1ai", "x.s3.amazonaws.com",
+         "a..b.example.com", "1.2.3.4.example", "foo.appspot.com", "com", "a.b.c.d.e.f.g"]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_registrable_domain_is_a_label_suffix(host: str) -> None:
+    domain = registrable_domain(host)
+    assert domain == host or host.endswith("." + domain)
+
+
+@pytest.mark.parametrize("page", ["https://user.github.io/p", "https://github.io/p",
+                                  "http://127.0.0.1/p", "https://a.b.example.co.uk/p",
+                                  "https://co.uk/p", "http://[::1]:8080/p"])
+def test_internal_and_external_counts_agree(page: str) -> None:
+    body = "".join(f'<a href="{"//" + h + "/x"}">{h}</a>' for h in HOSTS)
+    body += '<a href="/rel">r</a><a href="https://user.github.io:8443/">p</a>'
+    ex = both(body.encode(), url=page)
+    assert ex.facts.internal_links + ex.facts.external_links == len(HOSTS) + 2
 
 
 def test_count_lt_matches_bytes_count() -> None:
