@@ -25,11 +25,12 @@ REAL_HTML_ROOTS = (
     Path("/usr/share/doc"),
 )
 SEED = 20240601
-_WORDS = (
-    "backlink index crawler anchor domain rank page link search engine optimisation content "
-    "market report analysis guide review news blog article product service price best how why "
-    "the of and to in for on with by at from about"
-).split()
+_WORDS = [
+    "backlink", "index", "crawler", "anchor", "domain", "rank", "page", "link", "search",
+    "engine", "optimisation", "content", "market", "report", "analysis", "guide", "review",
+    "news", "blog", "article", "product", "service", "price", "best", "how", "why", "the", "of",
+    "and", "to", "in", "for", "on", "with", "by", "at", "from", "about",
+]
 
 
 @dataclass(frozen=True)

@@ -358,11 +358,12 @@ def _decode_body(body: bytes, http_charset: str | None,
 
 # Elements that never stay open in a nest (void, or closed implicitly by a sibling start tag,
 # HTML §13.2.6.4.7) do not count towards nesting depth.
-_FLAT_TAGS = (
-    "area base br col embed hr img input link meta source track wbr param keygen basefont "
-    "bgsound frame image p li dt dd option optgroup tr td th tbody thead tfoot colgroup "
-    "caption rb rt rp rtc html head body"
-).split()
+_FLAT_TAGS = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+    "track", "wbr", "param", "keygen", "basefont", "bgsound", "frame", "image", "p", "li", "dt",
+    "dd", "option", "optgroup", "tr", "td", "th", "tbody", "thead", "tfoot", "colgroup",
+    "caption", "rb", "rt", "rp", "rtc", "html", "head", "body",
+]
 
 
 def _tag_key(name: str) -> int:

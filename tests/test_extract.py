@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from inlink.errors import InvalidUrl
 from inlink.extract import (
     DEFAULT_LIMITS,
-    ExtractLimits,
     Extraction,
+    ExtractLimits,
     LinkKind,
     decode_body,
     encoding_from_label,
@@ -302,12 +302,12 @@ def test_invalid_page_url_raises(url: str) -> None:
     ("<p>é".encode("utf-16-le").join([b"\xff\xfe", b""]), None, "utf-16le"),
     ("<p>é".encode("cp1252"), "latin1", "windows-1252"),             # label normalisation
     ("<meta charset=koi8-r><p>Привет".encode("koi8-r"), None, "koi8-r"),
-    ("<!-- <meta charset=koi8-r> --><p>plain".encode(), None, "utf-8"),  # meta in comment
+    (b"<!-- <meta charset=koi8-r> --><p>plain", None, "utf-8"),  # meta in comment
     ('<meta http-equiv="content-type" content="text/html; charset=\'shift_jis\'">'
      "<p>日本語".encode("shift_jis"), None, "shift_jis"),
-    ("<meta content='charset=gbk'><p>x".encode(), None, "utf-8"),     # needs the pragma
+    (b"<meta content='charset=gbk'><p>x", None, "utf-8"),     # needs the pragma
     ("<p>déjà vu, là-bas".encode(), "iso-8859-1", "utf-8"),          # valid UTF-8 overrides
-    ("<meta charset=utf-16><p>x".encode(), None, "utf-8"),            # meta UTF-16 -> UTF-8
+    (b"<meta charset=utf-16><p>x", None, "utf-8"),            # meta UTF-16 -> UTF-8
     ("<p>Это текст на русском языке, который довольно длинный.".encode("cp1251") * 3, None,
      "windows-1251"),                                                  # detector
     (b"<p>\x00\x01\x02 nul bytes", None, "utf-8"),
