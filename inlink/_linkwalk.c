@@ -2322,6 +2322,101 @@ static int set_long(PyObject *obj, const char *name, long add) {
     return rc;
 }
 
+/* The tables and buffers of a walk, kept for the next one: allocating and freeing them for
+   every page cost page faults as well as time. A walk that starts while another is inside
+   a Python callback (another thread) makes its own and frees them. Anything grown past a
+   few MiB by a huge page is freed rather than kept. */
+typedef struct {
+    htab hrefs, hosts, idents;
+    got_t *got;
+    size_t cap_got;
+    struct ident_t *ids;
+    size_t cap_ids;
+    buf_t key, joined, anchor, fwd, rev;
+    pending_t *pending;
+    size_t cap_pending;
+} spare_t;
+
+static spare_t spare;
+static int spare_busy;
+
+#define KEEP_SLOTS ((size_t)1 << 16)
+#define KEEP_BYTES ((size_t)1 << 22)
+
+static void spare_take(walk_t *w, pending_t **pending, size_t *cap_pending) {
+    w->hrefs = spare.hrefs;
+    w->hosts = spare.hosts;
+    w->idents = spare.idents;
+    w->got = spare.got;
+    w->cap_got = spare.cap_got;
+    w->ids = spare.ids;
+    w->cap_ids = spare.cap_ids;
+    w->key = spare.key;
+    w->joined = spare.joined;
+    w->anchor.out = spare.anchor;
+    w->ctx.fwd.out = spare.fwd;
+    w->ctx.rev = spare.rev;
+    *pending = spare.pending;
+    *cap_pending = spare.cap_pending;
+    memset(&spare, 0, sizeof(spare));
+    spare_busy = 1;
+}
+
+static void ht_recycle(htab *t) {
+    if (t->cap > KEEP_SLOTS || t->arena.cap > KEEP_BYTES) {
+        ht_free(t);
+        return;
+    }
+    for (size_t i = 0; i < t->cap; i++)
+        t->slots[i].value = -1;
+    t->used = 0;
+    t->arena.len = 0;
+}
+
+static buf_t buf_recycle(buf_t *b) {
+    if (b->cap > KEEP_BYTES)
+        buf_free(b);
+    b->len = 0;
+    return *b;
+}
+
+/* Give the (emptied) tables and buffers back for the next walk. */
+static void spare_give(walk_t *w, pending_t *pending, size_t cap_pending) {
+    ht_recycle(&w->hrefs);
+    ht_recycle(&w->hosts);
+    ht_recycle(&w->idents);
+    spare.hrefs = w->hrefs;
+    spare.hosts = w->hosts;
+    spare.idents = w->idents;
+    if (w->cap_got > KEEP_SLOTS) {
+        PyMem_Free(w->got);
+        w->got = NULL;
+        w->cap_got = 0;
+    }
+    spare.got = w->got;
+    spare.cap_got = w->cap_got;
+    if (w->cap_ids > KEEP_SLOTS) {
+        PyMem_Free(w->ids);
+        w->ids = NULL;
+        w->cap_ids = 0;
+    }
+    spare.ids = w->ids;
+    spare.cap_ids = w->cap_ids;
+    spare.key = buf_recycle(&w->key);
+    spare.joined = buf_recycle(&w->joined);
+    spare.anchor = buf_recycle(&w->anchor.out);
+    spare.fwd = buf_recycle(&w->ctx.fwd.out);
+    spare.rev = buf_recycle(&w->ctx.rev);
+    if (cap_pending > KEEP_SLOTS) {
+        PyMem_Free(pending);
+        pending = NULL;
+        cap_pending = 0;
+    }
+    spare.pending = pending;
+    spare.cap_pending = cap_pending;
+    spare_busy = 0;
+}
+
 /* Upper bound on nodes visited by one walk: far above what 8 MiB of markup can make. */
 #define MAX_NODES ((size_t)1 << 28)
 
@@ -2355,6 +2450,9 @@ static PyObject *lw_walk(PyObject *self, PyObject *args) {
         get_ssize(limits, "context_siblings", &siblings) < 0)
         return NULL;
     w.context_siblings = siblings > 1 << 20 ? 1 << 20 : (long)siblings;
+    int took = !spare_busy;
+    if (took)
+        spare_take(&w, &pending, &cap_pending);
     robots = PyList_New(0);
     if (robots == NULL)
         goto fail;
@@ -2559,18 +2657,22 @@ fail:
         Py_XDECREF(w.got[i].url);
         Py_XDECREF(w.got[i].key);
     }
-    PyMem_Free(w.got);
-    PyMem_Free(w.ids);
-    ht_free(&w.hrefs);
-    ht_free(&w.hosts);
-    ht_free(&w.idents);
-    buf_free(&w.key);
-    buf_free(&w.joined);
-    buf_free(&w.anchor.out);
-    ctx_free(&w.ctx);
     for (size_t i = 0; i < n_pending; i++)
         Py_XDECREF(pending[i].attrs);
-    PyMem_Free(pending);
+    if (took) {
+        spare_give(&w, pending, cap_pending);
+    } else {
+        PyMem_Free(w.got);
+        PyMem_Free(w.ids);
+        ht_free(&w.hrefs);
+        ht_free(&w.hosts);
+        ht_free(&w.idents);
+        buf_free(&w.key);
+        buf_free(&w.joined);
+        buf_free(&w.anchor.out);
+        ctx_free(&w.ctx);
+        PyMem_Free(pending);
+    }
     Py_XDECREF(title);
     Py_XDECREF(canonical);
     Py_XDECREF(robots);
