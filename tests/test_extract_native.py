@@ -319,6 +319,27 @@ def test_internal_and_external_counts_agree(page: str) -> None:
     assert ex.facts.internal_links + ex.facts.external_links == len(HOSTS) + 2
 
 
+def test_concurrent_walks_agree() -> None:
+    # Walks in several threads: one keeps the reused tables, the others (entering while it
+    # is inside a Python callback such as the <meta> and <link> helpers) make their own.
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    pages = [("".join(f'<meta name=m{i} content=x><link rel=canonical href=/c{i}>'
+                      f'<p>t{i} <a href="/p{i % 37}">a{j}</a> u</p>' for i in range(300))
+              ).encode() for j in range(8)]
+    want = [extract(p, PAGE, native=False) for p in pages]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(3):
+                got = list(pool.map(lambda p: extract(p, PAGE, native=True), pages))
+                assert got == want
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_count_lt_matches_bytes_count() -> None:
     native = extract_module._native
     assert native is not None
