@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Comment, Tag
-from bs4.element import NavigableString
-from bs4.element import Doctype, PageElement, ProcessingInstruction
+from bs4.element import Doctype, NavigableString, PageElement, ProcessingInstruction
 
 from inlink.urls import registrable_domain, try_normalize_url
 
