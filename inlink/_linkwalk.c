@@ -892,27 +892,53 @@ typedef struct {
     uint64_t hash;
     size_t off, len;
     Py_ssize_t value;   /* -1: empty slot */
+    uint32_t gen;       /* a slot of an earlier walk (gen != the table's) is empty too */
 } ht_slot;
 
 typedef struct {
     ht_slot *slots;
     size_t cap, used;
+    uint32_t gen;
     buf_t arena;
 } htab;
 
+static inline int ht_used(const htab *t, const ht_slot *s) {
+    return s->gen == t->gen && s->value >= 0;
+}
+
+static inline uint64_t rotl64(uint64_t x, int r) {
+    return (x << r) | (x >> (64 - r));
+}
+
+/* Two independent multiply-rotate lanes over 16 bytes a step, the tail read as one
+   zero-padded word, then a final mix (table positions use the high bits). */
 static inline uint64_t hash_bytes(const unsigned char *s, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL ^ n;
+    const uint64_t k1 = 0x9E3779B97F4A7C15ULL, k2 = 0xC2B2AE3D27D4EB4FULL;
+    uint64_t a = k1 ^ n, b = k2;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
+    for (; i + 16 <= n; i += 16) {
+        uint64_t v, u;
+        memcpy(&v, s + i, 8);
+        memcpy(&u, s + i + 8, 8);
+        a = rotl64(a ^ v, 29) * k2;
+        b = rotl64(b ^ u, 31) * k1;
+    }
+    if (i + 8 <= n) {
         uint64_t v;
         memcpy(&v, s + i, 8);
-        h = (h ^ v) * 0x100000001b3ULL;
-        h ^= h >> 29;
+        a = rotl64(a ^ v, 29) * k2;
+        i += 8;
     }
-    for (; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001b3ULL;
-    h ^= h >> 32;
-    return h * 0x9E3779B97F4A7C15ULL;
+    if (i < n) {
+        uint64_t v = 0;
+        memcpy(&v, s + i, n - i);
+        b = rotl64(b ^ v, 31) * k1;
+    }
+    uint64_t h = a ^ rotl64(b, 32);
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 29;
+    return h;
 }
 
 static void ht_free(htab *t) {
@@ -931,7 +957,7 @@ static int ht_grow(htab *t) {
     for (size_t i = 0; i < ncap; i++)
         ns[i].value = -1;
     for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i].value < 0)
+        if (!ht_used(t, &t->slots[i]))
             continue;
         size_t j = (size_t)(t->slots[i].hash >> 7) & (ncap - 1);
         while (ns[j].value >= 0)
@@ -944,6 +970,15 @@ static int ht_grow(htab *t) {
     return 0;
 }
 
+/* Empty the table for the next walk without touching its slots (a new generation). */
+static void ht_clear(htab *t) {
+    if (++t->gen == 0)  /* wrapped: stale slots could look current */
+        for (size_t i = 0; i < t->cap; i++)
+            t->slots[i].value = -1;
+    t->used = 0;
+    t->arena.len = 0;
+}
+
 /* The slot of `key`: found (value >= 0) or a fresh one whose value the caller must set
    (*fresh = 1); NULL on memory error. */
 static ht_slot *ht_get(htab *t, const void *key, size_t len, int *fresh) {
@@ -954,7 +989,7 @@ static ht_slot *ht_get(htab *t, const void *key, size_t len, int *fresh) {
     size_t j = (size_t)(h >> 7) & (t->cap - 1);
     for (;;) {
         ht_slot *s = &t->slots[j];
-        if (s->value < 0)
+        if (!ht_used(t, s))
             break;
         if (s->hash == h && s->len == len && memcmp(t->arena.data + s->off, key, len) == 0)
             return s;
@@ -968,6 +1003,7 @@ static ht_slot *ht_get(htab *t, const void *key, size_t len, int *fresh) {
     s->off = off;
     s->len = len;
     s->value = 0;
+    s->gen = t->gen;
     t->used++;
     *fresh = 1;
     return s;
@@ -2342,6 +2378,7 @@ static int spare_busy;
 
 #define KEEP_SLOTS ((size_t)1 << 16)
 #define KEEP_BYTES ((size_t)1 << 22)
+#define TABLE_SLOTS ((size_t)1 << 10)
 
 static void spare_take(walk_t *w, pending_t **pending, size_t *cap_pending) {
     w->hrefs = spare.hrefs;
@@ -2363,14 +2400,18 @@ static void spare_take(walk_t *w, pending_t **pending, size_t *cap_pending) {
 }
 
 static void ht_recycle(htab *t) {
-    if (t->cap > KEEP_SLOTS || t->arena.cap > KEEP_BYTES) {
+    if (t->arena.cap > KEEP_BYTES) {
         ht_free(t);
         return;
     }
-    for (size_t i = 0; i < t->cap; i++)
-        t->slots[i].value = -1;
-    t->used = 0;
-    t->arena.len = 0;
+    if (t->cap > TABLE_SLOTS) {
+        /* a page with many links grew it: a big table would spread the next page's few
+           entries over more cache lines than they need, so start small again */
+        PyMem_Free(t->slots);
+        t->slots = NULL;
+        t->cap = 0;
+    }
+    ht_clear(t);
 }
 
 static buf_t buf_recycle(buf_t *b) {
