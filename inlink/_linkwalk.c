@@ -1273,7 +1273,12 @@ static PyObject *key_of(PyObject *href) {
             goto done;
         }
         if (rc == 1) {
-            result = PyUnicode_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+            if (round == 0 && out.len == n && memcmp(out.data, h, n) == 0) {
+                Py_INCREF(href);  /* looked at, nothing to change: the href is its key */
+                result = href;
+            } else {
+                result = PyUnicode_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+            }
             goto done;
         }
         /* changed: re-parse so the key is a fixpoint (see the Python twin) */
