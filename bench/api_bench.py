@@ -80,6 +80,7 @@ def _build(folder: Path, hosts: int) -> Path:
         "    load_world_export(store, out / 'export', memory_limit='6GB')\n"
         "    run_rank(store, Settings(db=db, memory_limit='6GB'))\n"
         "    store.compact()\n")
+    # (aggregates and indexes are prepared by _prepare, timed apart)
     subprocess.run([sys.executable, "-c", script, str(folder), str(hosts), str(SEED)],
                    check=True,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=7200)
@@ -117,6 +118,47 @@ def _pick_targets(db: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[s
     return ({"target": big[0], "mode": "domain", "backlinks": int(big[1])},
             {"target": small[0], "mode": "host", "backlinks": int(small[1])},
             [{"target": s[0], "mode": "host", "backlinks": int(s[1])} for s in smalls], ref)
+
+
+_PREPARE = """
+import json, sys, time
+from inlink.index.store import Store
+from inlink.query import heavy, indexes
+with Store(sys.argv[1], memory_limit=sys.argv[2]) as store:
+    t = time.perf_counter()
+    made = indexes.ensure(store)
+    ix = time.perf_counter() - t
+    done = heavy.refresh(store)
+    print(json.dumps({"indexes": made, "index_seconds": ix, "targets": done["targets"],
+                      "answers": done["answers"], "seconds": done["seconds"]}))
+"""
+
+_LIVE = """
+import json, sys, time
+from inlink import query as q
+from inlink.index.store import Store
+from inlink.query import heavy
+store = Store(sys.argv[1], read_only=True)
+t = q.resolve_target(sys.argv[2], sys.argv[3])
+out = {}
+with heavy._bypass():
+    for name, fn in (("summary", lambda: q.summarize(store, [t])),
+                     ("anchors", lambda: q.list_anchors(store, t, limit=100)),
+                     ("refdomains", lambda: q.list_refdomains(store, t, limit=100))):
+        fn()
+        ts = []
+        for _ in range(3):
+            a = time.perf_counter(); fn(); ts.append(time.perf_counter() - a)
+        out[name] = 1000 * sorted(ts)[1]
+print(json.dumps(out))
+"""
+
+
+def _child_json(script: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                         check=True, timeout=3600, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return result
 
 
 def _create_key(db: Path) -> str:
@@ -261,8 +303,10 @@ def run(quick: bool = False, index: str | None = None, hosts: int | None = None,
             db = _build(folder, hosts or (QUICK_HOSTS if quick else FULL_HOSTS))
             result["index"] = {"built_seconds": time.perf_counter() - t}
         result["index"]["file_bytes"] = db.stat().st_size
+        result["prepare"] = _child_json(_PREPARE, str(db), memory_limit)
         big, small, smalls, ref = _pick_targets(db)
         result.update(big=big, small=small, reference=ref)
+        result["live_big"] = _child_json(_LIVE, str(db), big["target"], big["mode"])
         key = _create_key(db)
         server = _Server(db, _free_port(), memory_limit)
         try:

@@ -34,6 +34,7 @@ class Settings:
     as_of: dt.date | None = None
     memory_limit: str | None = "1GB"
     export_dir: Path | None = None
+    refresh_aggregates: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -48,6 +49,9 @@ class Settings:
             settings = replace(settings, memory_limit=parse_memory_limit(limit))
         if export_dir := env.get("INLINK_EXPORT_DIR"):
             settings = replace(settings, export_dir=Path(export_dir))
+        if (refresh := env.get("INLINK_REFRESH_AGGREGATES")) is not None:
+            settings = replace(settings, refresh_aggregates=refresh.strip().lower()
+                               not in ("0", "false", "no", "off"))
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,12 +47,18 @@ def create_app(settings: Settings) -> FastAPI:
             keys.ensure_schema(store)
             app.state.store = store
             app.state.secret = keys.load_secret(store)
+            from inlink.query import indexes
+
+            indexes.ensure(store)  # keyed reads of listings (inlink.query.indexes)
             ledger = keys.Ledger(store)
             ledger.start()
             app.state.ledger = ledger
             exports = Exports(store, ledger, settings.exports_path(), app.state.secret)
             exports.start()
             app.state.exports = exports
+            if settings.refresh_aggregates:
+                threading.Thread(target=_refresh_if_stale, args=(store,), daemon=True,
+                                 name="inlink-aggregates").start()
             yield
         finally:
             if exports is not None:
@@ -117,6 +124,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, any_error)
     return app
+
+
+def _refresh_if_stale(store: Store) -> None:
+    """Materialize heavy targets' aggregates when the index changed since they were stored
+    (answers are computed live meanwhile; inlink.query.heavy)."""
+    from inlink.query import heavy
+
+    try:
+        if not heavy.is_fresh(store):
+            done = heavy.refresh(store)
+            log.info("stored aggregates of %d heavy targets in %.1f s", done["targets"],
+                     done["seconds"])
+    except Exception:
+        log.exception("refreshing heavy targets' aggregates failed; answering live")
 
 
 def _fmt_of(request: Request) -> str:

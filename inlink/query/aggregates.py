@@ -4,12 +4,13 @@ targets in one statement), anchors, referring domains, referring IPs, indexed pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from inlink.errors import InvalidInput
 from inlink.index.store import Store
-from inlink.query import small
+from inlink.query import heavy, small
 from inlink.query.models import (
     BACKLINK_KINDS,
     CountItem,
@@ -91,6 +92,12 @@ _METRIC_SQL = ("count(*), count(DISTINCT dom), count(DISTINCT subnet), count(DIS
 def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
     """Seed 001 /metrics for up to 100 targets, in the order given, in one statement."""
     _check_targets(targets)
+    stored = _stored_summaries(store, targets)
+    if stored:
+        rest = iter(metrics(store, [t for i, t in enumerate(targets) if i not in stored])
+                    if len(stored) < len(targets) else [])
+        return [Metrics(t, *(_ints_of(stored[i])[:8])) if i in stored else next(rest)
+                for i, t in enumerate(targets)]
     base, params = backlinks_sql(targets)
     fetched = small.fetch(store, base, params)
     if fetched is not None:
@@ -101,8 +108,35 @@ def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
     return [Metrics(t, *rows.get(i, [0] * 8)) for i, t in enumerate(targets)]
 
 
+_COUNT_FIELD = {"count(*)": "backlinks", "count(DISTINCT dom)": "refdomains",
+                "count(DISTINCT ip)": "ips", "count(DISTINCT subnet)": "subnets"}
+
+
+def _stored_summaries(store: Store, targets: Sequence[Target]) -> dict[int, Summary]:
+    """Materialized summaries of the heavy targets among these (inlink.query.heavy)."""
+    if heavy.bypassed():
+        return {}
+    out = {}
+    for i, t in enumerate(targets):
+        s = heavy.summary(store, t)
+        if s is not None:
+            out[i] = s
+    return out
+
+
+def _ints_of(s: Summary) -> list[int]:
+    return [s.backlinks, s.refdomains, s.subnets, s.ips, s.nofollow_backlinks,
+            s.dofollow_backlinks, s.edu_backlinks, s.gov_backlinks]
+
+
 def _count(store: Store, targets: Sequence[Target], expr: str) -> list[int]:
     _check_targets(targets)
+    stored = _stored_summaries(store, targets)
+    if stored:
+        missing = [t for i, t in enumerate(targets) if i not in stored]
+        rest = iter(_count(store, missing, expr) if missing else [])
+        return [getattr(stored[i], _COUNT_FIELD[expr]) if i in stored else next(rest)
+                for i in range(len(targets))]
     base, params = backlinks_sql(targets)
     fetched = small.fetch(store, base, params)
     if fetched is not None:
@@ -152,20 +186,24 @@ def _target_ranks(store: Store, ctx: Ctx,
     out = [(0, 0, 0, 0, c[0]) for c in cands]
     if ctx.run_id is None:
         return out
+    from inlink.query.backlinks import sql_list  # literal lists: ART index lookups
+
     keys = sorted({k for c in cands for k in c})
     pages = {str(k): (int(r), int(r1)) for k, r, r1 in store.query(
         "SELECT url_key, inlink_rank, rank_1000 FROM rank_pages WHERE run_id = ? "
-        "AND url_key IN (SELECT unnest(?::VARCHAR[]))", [ctx.run_id, keys])}
+        f"AND url_key IN ({sql_list(keys)})", [ctx.run_id])}
     domains = {str(d): (int(r), int(r1)) for d, r, r1 in store.query(
         "SELECT domain, inlink_rank, rank_1000 FROM rank_domains WHERE run_id = ? "
-        "AND domain IN (SELECT unnest(?::VARCHAR[]))",
-        [ctx.run_id, sorted({t.domain for t in targets})])}
+        f"AND domain IN ({sql_list(sorted({t.domain for t in targets}))})", [ctx.run_id])}
     for i, (t, c) in enumerate(zip(targets, cands, strict=True)):
         best = max(c, key=lambda k: (pages.get(k, (-1, -1)), k == c[0]))
         r, r1 = pages.get(best, (0, 0))
         dr, dr1 = domains.get(t.domain, (0, 0))
         out[i] = (r, r1, dr, dr1, best)
     return out
+
+
+_SUMMARY_DEFAULTS = (10, 5, 5, 5)
 
 
 def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
@@ -175,6 +213,13 @@ def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
     Top lists order by their count, then by value (ascending) for equal counts.
     """
     _check_targets(targets)
+    if (top_anchors, top_pages, top_tlds, top_countries) == _SUMMARY_DEFAULTS:
+        stored = _stored_summaries(store, targets)
+        if stored:
+            missing = [t for i, t in enumerate(targets) if i not in stored]
+            rest = iter(summarize(store, missing) if missing else [])
+            return [dataclasses.replace(stored[i], target=t) if i in stored else next(rest)
+                    for i, t in enumerate(targets)]
     ctx = context(store)
     base, params = backlinks_sql(targets)
     n = max(top_anchors, top_pages, top_tlds, top_countries)
@@ -276,6 +321,10 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
     _check_limit(limit)
     if order_by not in ("backlinks", "refdomains"):
         raise InvalidInput("order_by", f"{order_by!r} is not one of backlinks, refdomains")
+    if not heavy.bypassed():
+        stored = heavy.group_rows(store, target, _GROUP_NAMES[key], order_by, limit)
+        if stored is not None:
+            return stored
     base, params = backlinks_sql([target])
     fetched = small.fetch(store, base, params)
     if fetched is not None:
@@ -294,6 +343,7 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
 
 
 _GROUP_COLS = {"anchor": small.ANCHOR, "ip": small.IP, "page": small.PAGE}
+_GROUP_NAMES = {"anchor": "anchors", "ip": "ips", "page": "pages"}
 _GROUP_KEEP: dict[str, Any] = {"true": None,
                                "subnet IS NOT NULL": lambda r: r[small.SUBNET] is not None}
 
@@ -357,6 +407,10 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
     if order_by not in _REFDOMAIN_ORDER:
         raise InvalidInput("order_by", f"{order_by!r} is not one of "
                                        f"{', '.join(_REFDOMAIN_ORDER)}")
+    if not heavy.bypassed():
+        stored = heavy.refdomains(store, target, order_by, limit)
+        if stored is not None:
+            return stored
     ctx = context(store)
     base, params = backlinks_sql([target])
     join, dr = domain_rank_join(ctx, "r.dom")

@@ -281,14 +281,80 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     return BacklinkPage(q.target, out, total, next_cursor)
 
 
+#: Backlink fields read from the source page (sp) and its ranks (rp, rd), by column.
+_PAGE_COLS = {"source_title": "title", "source_status": "status",
+              "source_language": "language", "source_encoding": "encoding",
+              "source_size": "size", "source_internal_links": "internal_links",
+              "source_external_links": "external_links"}
+_POS = {name: i for i, name in enumerate(ROW_FIELDS)}
+
+
+def sql_list(values: list[str] | list[int]) -> str:
+    """A literal SQL list (DuckDB uses its ART indexes for literal IN lists, not for lists
+    passed as one parameter); strings quoted with '' escaping, integers as integers."""
+    return ", ".join(str(int(v)) if isinstance(v, int) else "'" + v.replace("'", "''") + "'"
+                     for v in values)
+
+
+#: Longest literal IN list: index lookups pay per key, and DuckDB plans a long literal list
+#: slowly; past this a semi-join over the list (one scan) is cheaper.
+MAX_LITERAL_KEYS = 1_000
+
+
+def _in(column: str, values: list[str] | list[int]) -> str:
+    """`column IN (...)`: a literal list up to MAX_LITERAL_KEYS (index lookups), else a
+    semi-join over a list literal (one scan, planned once)."""
+    if len(values) <= MAX_LITERAL_KEYS:
+        return f"{column} IN ({sql_list(values)})"
+    kind = "BIGINT" if values and isinstance(values[0], int) else "VARCHAR"
+    return f"{column} IN (SELECT unnest([{sql_list(values)}]::{kind}[]))"
+
+
 def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> dict[int, Backlink]:
-    """Full rows for the link ids of a page (target domains given so zone maps prune)."""
+    """Full rows for the link ids of a page (target domains given so zone maps prune).
+
+    Four keyed reads instead of one join: joining `pages` and the rank tables would scan them
+    whole for a page of rows; looked up by literal key lists they use their ART indexes
+    (inlink.query.indexes), a millisecond for a hundred keys on a million pages.
+    """
     if not ids:
         return {}
-    sql = (f"SELECT {row_select(ctx)} FROM links l {ctx.joins(_ALL_JOINS)} "
-           "WHERE l.target_domain IN (SELECT unnest(?::VARCHAR[])) "
-           "AND l.link_id IN (SELECT unnest(?::BIGINT[]))")
-    return {int(r[0]): make_row(r) for r in store.query(sql, [domains, ids])}
+    cols = [("NULL" if FIELDS[name].join else ctx.expr(FIELDS[name].sql)) for name in ROW_FIELDS]
+    from inlink.rank.graph import passing_link
+
+    links = store.query(
+        f"SELECT {', '.join(cols)}, ({passing_link('l.')}) AS _passes FROM links l "
+        f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}")
+    keys = sorted({str(r[_POS['source_key']]) for r in links})
+    doms = sorted({str(r[_POS['source_domain']]) for r in links})
+    pages = {str(r[0]): r[1:] for r in store.query(
+        f"SELECT url_key, {', '.join(_PAGE_COLS.values())} FROM pages "
+        f"WHERE {_in('url_key', keys)}")} if keys else {}
+    rp: dict[str, tuple[Any, ...]] = {}
+    rd: dict[str, tuple[Any, ...]] = {}
+    if ctx.run_id is not None and keys:
+        rp = {str(r[0]): r[1:] for r in store.query(
+            "SELECT url_key, inlink_rank, rank_1000, link_rank_1000 FROM rank_pages "
+            f"WHERE run_id = {int(ctx.run_id)} AND {_in('url_key', keys)}")}
+        rd = {str(r[0]): r[1:] for r in store.query(
+            "SELECT domain, inlink_rank, rank_1000 FROM rank_domains "
+            f"WHERE run_id = {int(ctx.run_id)} AND {_in('domain', doms)}")}
+    out: dict[int, Backlink] = {}
+    no_page = (None,) * len(_PAGE_COLS)
+    for r in links:
+        row = list(r[:-1])
+        page = pages.get(row[_POS["source_key"]], no_page)
+        for i, name in enumerate(_PAGE_COLS):
+            row[_POS[name]] = page[i]
+        prank = rp.get(row[_POS["source_key"]])
+        drank = rd.get(row[_POS["source_domain"]])
+        row[_POS["source_inlink_rank"]] = int(prank[0]) if prank else 0
+        row[_POS["source_rank_1000"]] = int(prank[1]) if prank else 0
+        row[_POS["link_rank_1000"]] = int(prank[2] or 0) if prank and r[-1] else 0
+        row[_POS["source_domain_inlink_rank"]] = int(drank[0]) if drank else 0
+        row[_POS["source_domain_rank_1000"]] = int(drank[1]) if drank else 0
+        out[int(row[0])] = make_row(tuple(row))
+    return out
 
 
 def count_backlinks_matching(store: Store, q: BacklinkQuery) -> int:

@@ -1,0 +1,292 @@
+"""Aggregates of heavy targets, materialized in the index (`target_aggregates`).
+
+A target with a million backlinks takes the SQL aggregates about a second (summary) or a few
+hundred milliseconds (anchors, referring domains) however the rows are laid out: the work is
+in the aggregation, not the scan. So for every target — domain, host or URL — with at least
+`HEAVY_ROWS` live backlinks, `refresh()` computes the answers of the aggregate endpoints once
+and stores them with the index's data version (the last committed batch and the current rank
+run). Readers use a stored answer only when its version is the index's version now; anything
+else is computed live, so a stale row is never served. `refresh()` runs after each crawl,
+ingest, bulk load and rank run (the CLI calls it), and a server refreshes a stale index in the
+background at start.
+
+Stored per heavy target: the summary (which also answers metrics and the counts), anchors,
+referring IPs and indexed pages in both orders, and referring domains in each of their three
+orders, each list cut at the API's largest `limit` (10,000).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import duckdb
+import orjson
+
+from inlink.index.store import Store, run
+from inlink.query.models import (
+    BACKLINK_KINDS,
+    CountItem,
+    GroupRow,
+    Mode,
+    RefDomain,
+    Summary,
+    Target,
+    resolve_target,
+)
+
+#: Live backlinks from which a target's aggregates are materialized.
+HEAVY_ROWS = 100_000
+#: Longest list kept (the Data API's largest `limit`).
+TOP = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS target_aggregates (
+    version  VARCHAR NOT NULL,   -- data_version() when computed
+    mode     VARCHAR NOT NULL,   -- domain | host | url
+    value    VARCHAR NOT NULL,   -- the target's scope key
+    name     VARCHAR NOT NULL,   -- summary | anchors:backlinks | refdomains:first_seen | ...
+    computed_at TIMESTAMP NOT NULL,
+    payload  VARCHAR NOT NULL    -- JSON
+)
+"""
+
+GROUP_LISTS = ("anchors", "ips", "pages")
+GROUP_ORDERS = ("backlinks", "refdomains")
+REFDOMAIN_ORDERS = ("first_seen", "domain_inlink_rank", "inlink_rank")
+
+_SUMMARY_INTS = ("backlinks", "refdomains", "subnets", "ips", "nofollow_backlinks",
+                 "dofollow_backlinks", "from_home_page_backlinks",
+                 "dofollow_from_home_page_backlinks", "text_backlinks", "image_backlinks",
+                 "redirect_backlinks", "edu_backlinks", "gov_backlinks", "dofollow_refdomains",
+                 "from_home_page_refdomains", "edu_refdomains", "gov_refdomains", "anchors",
+                 "dofollow_anchors", "pages_with_backlinks", "inlink_rank",
+                 "domain_inlink_rank")
+_SUMMARY_TOPS = ("top_anchors_by_backlinks", "top_anchors_by_refdomains",
+                 "top_pages_by_backlinks", "top_pages_by_refdomains", "top_tlds",
+                 "top_countries")
+
+
+def _has_table(store: Store) -> bool:
+    return bool(store.query("SELECT 1 FROM duckdb_tables() WHERE table_name = "
+                            "'target_aggregates' AND NOT temporary"))
+
+
+def data_version(store: Store) -> str:
+    """The index's data version: last committed batch and current rank run."""
+    from inlink.query.sql import context
+
+    rows = store.query("SELECT coalesce(max(batch_id), 0) FROM batches")
+    return f"{int(rows[0][0])}:{context(store).run_id or 0}"
+
+
+# -- (de)serialization ---------------------------------------------------------------------
+
+def _ts(v: dt.datetime | None) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def _dt(v: str | None) -> dt.datetime | None:
+    return None if v is None else dt.datetime.fromisoformat(v)
+
+
+def _dump_summary(s: Summary) -> bytes:
+    return orjson.dumps({
+        "ints": [getattr(s, f) for f in _SUMMARY_INTS],
+        "tops": {f: [[c.value, c.backlinks, c.refdomains] for c in getattr(s, f)]
+                 for f in _SUMMARY_TOPS}})
+
+
+def _load_summary(data: dict[str, Any], target: Target) -> Summary:
+    fields: dict[str, Any] = dict(zip(_SUMMARY_INTS, data["ints"], strict=True))
+    for f in _SUMMARY_TOPS:
+        fields[f] = [CountItem(str(v), int(b), int(r)) for v, b, r in data["tops"][f]]
+    return Summary(target=target, **fields)
+
+
+def _dump_groups(rows: Sequence[GroupRow]) -> bytes:
+    return orjson.dumps([[r.value, r.backlinks, r.refdomains, r.nofollow_backlinks,
+                          r.dofollow_backlinks, _ts(r.first_seen), _ts(r.last_seen)]
+                         for r in rows])
+
+
+def _load_groups(data: list[list[Any]]) -> list[GroupRow]:
+    return [GroupRow(v, bl, rd, nf, df, _dt(fs), _dt(ls))  # type: ignore[arg-type]
+            for v, bl, rd, nf, df, fs, ls in data]
+
+
+def _dump_refdomains(rows: Sequence[RefDomain]) -> bytes:
+    return orjson.dumps([[r.domain, r.backlinks, r.dofollow_backlinks, _ts(r.first_seen),
+                          _ts(r.last_seen), r.domain_inlink_rank, r.inlink_rank]
+                         for r in rows])
+
+
+def _load_refdomains(data: list[list[Any]]) -> list[RefDomain]:
+    return [RefDomain(d, bl, dbl, _dt(fs), _dt(ls), dr, ir)  # type: ignore[arg-type]
+            for d, bl, dbl, fs, ls, dr, ir in data]
+
+
+# -- reading -------------------------------------------------------------------------------
+
+class _State:
+    """Per store: the heavy targets of the current version, and decoded answers (LRU)."""
+
+    def __init__(self) -> None:
+        self.generation = -1
+        self.version = ""
+        self.keys: set[tuple[str, str]] = set()
+        self.decoded: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+
+_STATES: weakref.WeakKeyDictionary[Store, _State] = weakref.WeakKeyDictionary()
+_DECODED_MAX = 64
+
+
+def _state(store: Store) -> _State:
+    st = _STATES.get(store)
+    if st is None:
+        st = _STATES.setdefault(store, _State())
+    if st.generation != store.generation or store.read_only:
+        generation = store.generation
+        keys: set[tuple[str, str]] = set()
+        version = ""
+        if _has_table(store):
+            version = data_version(store)
+            keys = {(str(m), str(v)) for m, v in store.query(
+                "SELECT DISTINCT mode, value FROM target_aggregates WHERE version = ?",
+                [version])}
+        with st.lock:
+            st.generation, st.version, st.keys = generation, version, keys
+            st.decoded.clear()
+    return st
+
+
+def _get(store: Store, target: Target, name: str, decode: Callable[[Any], Any]) -> Any:
+    """A stored answer for a target at the current version, or None."""
+    st = _state(store)
+    key = (target.mode.value, target.value)
+    if key not in st.keys:
+        return None
+    ck = (*key, name)
+    with st.lock:
+        if ck in st.decoded:
+            st.decoded.move_to_end(ck)
+            return st.decoded[ck]
+    rows = store.query("SELECT payload FROM target_aggregates WHERE version = ? AND mode = ? "
+                       "AND value = ? AND name = ?", [st.version, *key, name])
+    if not rows:
+        return None
+    value = decode(orjson.loads(rows[0][0]))
+    with st.lock:
+        st.decoded[ck] = value
+        while len(st.decoded) > _DECODED_MAX:
+            st.decoded.popitem(last=False)
+    return value
+
+
+def summary(store: Store, target: Target) -> Summary | None:
+    data = _get(store, target, "summary", lambda d: d)
+    return None if data is None else _load_summary(data, target)
+
+
+def group_rows(store: Store, target: Target, what: str, order_by: str, limit: int
+               ) -> list[GroupRow] | None:
+    rows = _get(store, target, f"{what}:{order_by}", _load_groups)
+    return None if rows is None else rows[:limit]
+
+
+def refdomains(store: Store, target: Target, order_by: str, limit: int
+               ) -> list[RefDomain] | None:
+    rows = _get(store, target, f"refdomains:{order_by}", _load_refdomains)
+    return None if rows is None else rows[:limit]
+
+
+# -- refreshing ----------------------------------------------------------------------------
+
+def heavy_targets(store: Store, min_rows: int = HEAVY_ROWS) -> list[Target]:
+    """Every domain, host and URL with at least `min_rows` live backlinks."""
+    kinds = ", ".join(f"'{k}'" for k in sorted(BACKLINK_KINDS))
+    base = f"FROM links WHERE live AND NOT internal AND kind IN ({kinds})"
+    out: list[Target] = []
+    for mode, col in ((Mode.DOMAIN, "target_domain"), (Mode.HOST, "target_host"),
+                      (Mode.URL, "target_key")):
+        for (value,) in store.query(f"SELECT {col} {base} GROUP BY 1 HAVING count(*) >= ? "
+                                    "ORDER BY 1", [min_rows]):
+            out.append(resolve_target(str(value), mode))
+    return out
+
+
+def refresh(store: Store, *, min_rows: int = HEAVY_ROWS,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Compute and store the aggregates of every heavy target for the current version; drop
+    other versions' rows. Returns what it did (targets, seconds)."""
+    from inlink.query import aggregates as agg
+    from inlink.query import indexes
+
+    began = time.perf_counter()
+    indexes.ensure(store)
+    store.write(lambda conn: run(conn, _SCHEMA))
+    version = data_version(store)
+    targets = heavy_targets(store, min_rows)
+    say = progress or (lambda _m: None)
+    rows: list[tuple[str, str, str, str, dt.datetime, str]] = []
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for t in targets:
+        say(f"aggregates of {t.mode.value} {t.value}")
+
+        def add(name: str, payload: bytes, t: Target = t) -> None:
+            rows.append((version, t.mode.value, t.value, name, now, payload.decode()))
+
+        with _bypass():
+            (s,) = agg.summarize(store, [t])
+            add("summary", _dump_summary(s))
+            lists: tuple[tuple[str, Callable[..., list[GroupRow]]], ...] = (
+                ("anchors", agg.list_anchors), ("ips", agg.list_referring_ips),
+                ("pages", agg.indexed_pages))
+            for what, fn in lists:
+                for order in GROUP_ORDERS:
+                    add(f"{what}:{order}", _dump_groups(fn(store, t, order_by=order,
+                                                           limit=TOP)))
+            for order in REFDOMAIN_ORDERS:
+                add(f"refdomains:{order}", _dump_refdomains(agg.list_refdomains(
+                    store, t, order_by=order, limit=TOP)))  # type: ignore[arg-type]
+
+    def write(conn: duckdb.DuckDBPyConnection) -> None:
+        run(conn, "DELETE FROM target_aggregates")
+        for r in rows:
+            run(conn, "INSERT INTO target_aggregates VALUES (?, ?, ?, ?, ?, ?)", list(r))
+
+    store.write(write)
+    return {"version": version, "targets": len(targets), "answers": len(rows),
+            "seconds": time.perf_counter() - began}
+
+
+def is_fresh(store: Store, min_rows: int = HEAVY_ROWS) -> bool:
+    """True when the stored aggregates are of the current version, or none are due."""
+    if _has_table(store) and store.query(
+            "SELECT 1 FROM target_aggregates WHERE version = ? LIMIT 1", [data_version(store)]):
+        return True
+    return not heavy_targets(store, min_rows)
+
+
+_LOCAL = threading.local()
+
+
+class _bypass:  # noqa: N801 - a context manager read as a verb
+    """Inside: reads compute live (refresh must not read what it is replacing)."""
+
+    def __enter__(self) -> None:
+        _LOCAL.bypass = getattr(_LOCAL, "bypass", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _LOCAL.bypass -= 1
+
+
+def bypassed() -> bool:
+    return bool(getattr(_LOCAL, "bypass", 0))
