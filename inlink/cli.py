@@ -193,8 +193,19 @@ def crawl_command(
                 f"{p.queued} queued, {p.hosts} hosts, {p.committed} committed"))
 
         summary = crawl(store, seeds, options, settings, progress)
+        _refresh_aggregates(store)
     err.print(summary.line())
     typer.echo(json.dumps(summary.to_dict(), default=str))
+
+
+def _refresh_aggregates(store: Store) -> None:
+    """Re-materialize the heavy targets' aggregates after a write (inlink.query.heavy)."""
+    from inlink.query import heavy
+
+    done = heavy.refresh(store, progress=lambda msg: err.print(f"  {msg}"))
+    if done["targets"]:
+        err.print(f"aggregates of {done['targets']} heavy targets stored in "
+                  f"{done['seconds']:.1f} s")
 
 
 # ---------------------------------------------------------------- ingest
@@ -217,8 +228,14 @@ def ingest_command(
     """
     from dataclasses import asdict
 
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from inlink.index.ingest import IngestProgress, ingest
 
@@ -237,6 +254,7 @@ def ingest_command(
 
         summary = ingest(store, files, batch_size=batch_size, workers=workers,
                          progress=progress)
+        _refresh_aggregates(store)
     err.print(summary.line())
     for result in summary.files:
         if result.error:
@@ -267,6 +285,7 @@ def rank_command(ctx: typer.Context, as_of: AsOf = None) -> None:
         settings = Settings.from_env(db=settings.db, as_of=parse_date(as_of, "--as-of"))
     with _open_store(settings) as store:
         summary = run_rank(store, settings, progress=lambda msg: err.print(f"  {msg}"))
+        _refresh_aggregates(store)
     err.print(f"rank run {summary.run_id} for {summary.day}: {summary.pages} pages "
               f"({summary.page_iterations} iterations), {summary.domains} domains "
               f"({summary.domain_iterations} iterations) in {summary.seconds:.2f} s")
