@@ -301,3 +301,47 @@ def test_export_and_authority_bad_input(api: Api, top: str) -> None:
         assert r.json()["error"]["parameter"] == name, (path, r.text)
     assert api.client.post(V1 + "/export", params={"apikey": api.key},
                            json={"target": top}).status_code == 405
+
+
+def test_seed_examples_as_written(api: Api) -> None:
+    """Seed 001's request examples of these endpoints, the host swapped and XXX our key."""
+    k = api.key
+    c = api.client
+    examples = [
+        c.get(f"/v1/backlinks/refdomains/history?apikey={k}&target=https://www.seranking.com"
+              "&mode=domain&new_lost_type=new&date_from=2023-01-15&date_to=2023-01-16"
+              "&output=json"),
+        c.post(f"/v1/backlinks/refdomains/history?apikey={k}&output=json",
+               content='{\n  "target": "https://www.seranking.com",\n  "mode": "domain",\n'
+                       '  "new_lost_type": "new",\n  "date_from": "2023-01-15",\n'
+                       '  "date_to": "2023-01-16"\n}'),
+        c.get(f"/v1/backlinks/refdomains/history/count?apikey={k}&target=https://www."
+              "seranking.com&mode=domain&new_lost_type=new&date_from=2023-01-15"
+              "&date_to=2023-01-16&output=json"),
+        c.get(f"/v1/backlinks/authority?apikey={k}&target=https://www.seranking.com"
+              "&output=json"),
+        c.post(f"/v1/backlinks/authority?apikey={k}&output=json",
+               json={"target": ["https://www.seranking.com/",
+                                "https://www.seranking.com/rank-tracker/"]}),
+        c.get(f"/v1/backlinks/authority/domain?apikey={k}&target=https://seranking.com"
+              "&target=https://www.seranking.com&output=json"),
+        c.get(f"/v1/backlinks/authority/domain/distribution?apikey={k}&output=json"
+              "&target=seranking.com&mode=host&histogramMode=domain"),
+        c.get(f"/v1/backlinks/authority/page?apikey={k}&target=https://seranking.com"
+              "&target=https://www.us-seranking.com&mode=url&output=json"),
+        c.post(f"/v1/backlinks/authority/page?apikey={k}&output=json",
+               json={"target": ["https://www.seranking.com/",
+                                "https://www.seranking.com/rank-tracker/"]}),
+        c.get(f"/v1/backlinks/authority/page/history?apikey={k}&output=json"
+              "&target=seranking.com&date_from=2025-02-01&date_to=2025-04-01"
+              "&granularity=by_month"),
+        c.get(f"/v1/backlinks/export/status?apikey={k}&task_id=d1d2bb44-6c66-4791-a634-"
+              "26103551e2da&output=json"),
+    ]
+    for r in examples:
+        assert r.status_code == 200, (r.request.url, r.text)
+    assert len(examples[2].json()["new_lost_refdomains_count"]) == 2
+    assert [p["url"] for p in examples[5].json()["pages"]] == ["https://seranking.com",
+                                                                "https://www.seranking.com"]
+    assert examples[10].json()["task_status"] == "unknown"
+    assert examples[9].json() == {"ranks": []}  # nothing known of that page then
