@@ -155,6 +155,14 @@ static void buf_free(buf_t *b) {
     b->len = b->cap = 0;
 }
 
+/* A str of bytes the caller knows are ASCII, without running the UTF-8 decoder over them. */
+static PyObject *ascii_str(const char *s, size_t n) {
+    PyObject *r = PyUnicode_New((Py_ssize_t)n, 127);
+    if (r != NULL && n > 0)
+        memcpy(PyUnicode_DATA(r), s, n);
+    return r;
+}
+
 /* ------------------------------------------------------------------ whitespace collapsing
  *
  * Python's `" ".join(text.split())` over UTF-8 input fed in pieces, with an optional stop once
@@ -394,6 +402,8 @@ static PyObject *col_head(collapser *c, Py_ssize_t cap, int rstrip) {
         end = c->nonascii ? utf8_prefix(c->out.data, c->out.len, cap) : (size_t)cap;
     while (rstrip && end > 0 && c->out.data[end - 1] == ' ')
         end--;
+    if (!c->nonascii)
+        return ascii_str(c->out.data, end);
     return PyUnicode_DecodeUTF8(c->out.data ? c->out.data : "", (Py_ssize_t)end, "strict");
 }
 
@@ -645,6 +655,7 @@ typedef struct {
     size_t start;   /* rev.data[start:rev.cap] is the collected text in document order */
     Py_ssize_t chars;
     int pending, done, bad;
+    int nonascii;   /* a non-ASCII character was collected */
 } ctx_scratch;
 
 static void ctx_free(ctx_scratch *x) {
@@ -773,6 +784,7 @@ static int rev_feed(ctx_scratch *x, const unsigned char *s, size_t n, Py_ssize_t
         }
         x->start -= i - j;
         memcpy(x->rev.data + x->start, s + j, i - j);
+        x->nonascii |= cp >= 0x80;
         i = j;
         if (++x->chars >= limit)
             x->done = 1;
@@ -827,7 +839,7 @@ static PyObject *context(ctx_scratch *x, lw_node *node, int forward, Py_ssize_t 
     }
     x->start = x->rev.cap;
     x->chars = 0;
-    x->pending = x->done = x->bad = 0;
+    x->pending = x->done = x->bad = x->nonascii = 0;
     for (; sib != NULL && budget > 0 && !x->done && !x->bad; budget--, sib = sib->prev) {
         if (context_sibling(sib) && rev_feed_node(x, sib, limit) < 0)
             return NULL;
@@ -841,6 +853,8 @@ static PyObject *context(ctx_scratch *x, lw_node *node, int forward, Py_ssize_t 
         d++;
         n--;
     }
+    if (!x->nonascii)
+        return ascii_str(d, n);
     return PyUnicode_DecodeUTF8(d, (Py_ssize_t)n, "strict");
 }
 
@@ -1268,7 +1282,7 @@ static PyObject *key_of(PyObject *href) {
                 Py_INCREF(href);
                 result = href;
             } else {
-                result = PyUnicode_FromStringAndSize(h, (Py_ssize_t)n);
+                result = ascii_str(h, n);
             }
             goto done;
         }
@@ -1277,7 +1291,7 @@ static PyObject *key_of(PyObject *href) {
                 Py_INCREF(href);  /* looked at, nothing to change: the href is its key */
                 result = href;
             } else {
-                result = PyUnicode_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+                result = ascii_str(out.data, out.len);
             }
             goto done;
         }
@@ -1298,7 +1312,7 @@ static PyObject *key_of(PyObject *href) {
         }
         if (s.length == out.len && memcmp(s.data, out.data, out.len) == 0) {
             ada_free(u);
-            result = PyUnicode_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+            result = ascii_str(out.data, out.len);
             goto done;
         }
         cur.len = 0;
@@ -1909,7 +1923,7 @@ static int resolve_utf8(walk_t *w, const char *data, size_t n, got_t *g) {
     if (simple) {
         if (w->joined.len > (size_t)C.max_url_length)
             return 0;
-        href_out = PyUnicode_FromStringAndSize(w->joined.data, (Py_ssize_t)w->joined.len);
+        href_out = ascii_str(w->joined.data, w->joined.len);  /* ASCII href and base */
         if (href_out == NULL)
             return -1;
         return key_and_domain(w, href_out, g);
@@ -1927,7 +1941,9 @@ static int resolve_utf8(walk_t *w, const char *data, size_t n, got_t *g) {
                    (s.length >= 8 && memcmp(s.data, "https://", 8) == 0);
         /* len(url) > MAX_URL_LENGTH counts characters: bytes are an upper bound */
         if (http && (s.length <= (size_t)C.max_url_length || !is_ascii(s.data, s.length))) {
-            href_out = PyUnicode_DecodeUTF8(s.data, (Py_ssize_t)s.length, "strict");
+            href_out = is_ascii(s.data, s.length)
+                ? ascii_str(s.data, s.length)
+                : PyUnicode_DecodeUTF8(s.data, (Py_ssize_t)s.length, "strict");
             if (href_out == NULL) {
                 ada_free(url);
                 return -1;
@@ -2220,7 +2236,8 @@ static int add_anchor(walk_t *w, pending_t *p) {
     }
     id->row = -1;  /* until the row exists */
     if (anchor == NULL &&
-        (anchor = PyUnicode_DecodeUTF8(abytes, (Py_ssize_t)alen, "strict")) == NULL)
+        (anchor = w->anchor.nonascii ? PyUnicode_DecodeUTF8(abytes, (Py_ssize_t)alen, "strict")
+                                     : ascii_str(abytes, alen)) == NULL)
         goto out;
     Py_INCREF(Py_None);
     alt = Py_None;
