@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from inlink.index.rows import extract_and_pack, unpack_extracted
 from inlink.index.store import Store, run
 from inlink.index.writer import IndexWriter, ManifestUpdate
 from inlink.settings import Settings
@@ -236,8 +237,11 @@ class _Job:
         geo = CountryLookup(self.options.geoip_mmdb) if self.options.country else None
         frontier, finals, known, pages = await asyncio.to_thread(self.store.write, self._prepare)
         self.frontier = frontier
+        # Extraction workers also classify and pack each page's link rows (index.rows): that
+        # work then runs beside the crawl instead of in the writer's thread.
         extractor = ExtractPool(self.options.extract_mode, self.options.extract_workers,
-                                self.options.extract_limits)
+                                self.options.extract_limits, work=extract_and_pack,
+                                unpack=unpack_extracted)
         if self._initial_rows:
             self._units.append(Unit(rows=self._initial_rows))
         try:

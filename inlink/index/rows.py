@@ -11,13 +11,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from inlink import urls
+from inlink.extract import extract
 from inlink.index.state import classify
 from inlink.sources.record import FetchRecord
+
+if TYPE_CHECKING:   # not at run time: ingest workers need not import the crawler (aiohttp)
+    from inlink.sources.crawl import Discovered, Extracted, ExtractJob
 
 #: The columns of a link row that depend only on the fetch that saw it (its identity and
 #: attributes); the writer adds the history columns (live, first_seen, ... last_fetch_id).
@@ -207,5 +211,37 @@ def unpack_fetches(packed: Packed) -> list[PackedFetch]:
 
 
 def to_packed(records: Sequence[FetchRecord]) -> list[PackedFetch]:
-    """pack_fetches + unpack_fetches, for callers that have FetchRecords in hand."""
-    return unpack_fetches(pack_fetches(records))
+    """Records as PackedFetch, in order: the packed form a record carries (the crawl's
+    extraction made it), else packed here."""
+    todo = [r for r in records if not isinstance(r.packed, PackedFetch)]
+    made = iter(unpack_fetches(pack_fetches(todo)) if todo else ())
+    return [r.packed if isinstance(r.packed, PackedFetch) else next(made) for r in records]
+
+
+def extract_and_pack(jobs: list[ExtractJob]) -> tuple[list[tuple[int, Discovered] | str],
+                                                      Packed]:
+    """The crawl's extraction work (sources.crawl.ExtractPool `work`): extract each 2xx page
+    and pack its fetch record, so the crawl's process only unpickles columns.
+
+    Returns, per job, (index in the packed group, links to discover) or an error string.
+    """
+    out: list[tuple[int, Discovered] | str] = []
+    records: list[FetchRecord] = []
+    for body, url, headers, status, limits, key, at, ip, country, ctype in jobs:
+        try:
+            ex = extract(body, url, headers, status=status, limits=limits)
+        except Exception as exc:  # noqa: BLE001 - one bad page must not stop a crawl
+            out.append(f"extract: {type(exc).__name__}: {exc}")
+            continue
+        out.append((len(records), [(k.target_url, k.target_key, k.nofollow) for k in ex.links]))
+        records.append(FetchRecord(url=url, url_key=key, fetched_at=at, status=status, ip=ip,
+                                   country=country, content_type=ctype, extraction=ex))
+    return out, pack_fetches(records)
+
+
+def unpack_extracted(raw: tuple[list[tuple[int, Discovered] | str], Packed]
+                     ) -> list[Extracted | str]:
+    """extract_and_pack's result, back in the crawl's process: (None, links, PackedFetch)."""
+    outcomes, packed = raw
+    fetches = unpack_fetches(packed)
+    return [o if isinstance(o, str) else (None, o[1], fetches[o[0]]) for o in outcomes]

@@ -105,15 +105,33 @@ class CrawlOptions:
 
 # ----------------------------------------------------------------------- extraction off-loop
 
-def _extract_many(jobs: list[tuple[bytes, str, list[tuple[str, str]], int, ExtractLimits]]
-                  ) -> list[Extraction | str]:
-    out: list[Extraction | str] = []
-    for body, url, headers, status, limits in jobs:
+#: What extraction needs to know about one fetched page: (body, url, headers, status, limits,
+#: url_key, fetched_at, ip, country, content_type); a plain tuple, cheap to pickle.
+ExtractJob = tuple[bytes, str, list[tuple[str, str]], int, ExtractLimits, str, dt.datetime,
+                   str | None, str | None, str | None]
+#: Links to consider for the frontier: (target_url, target_key, nofollow).
+Discovered = list[tuple[str, str, bool]]
+#: One page's extraction: the Extraction (None when only its packed form was kept), the links
+#: to discover, and an opaque packed form of its fetch record (FetchRecord.packed) or None.
+Extracted = tuple[Extraction | None, Discovered, object | None]
+
+
+def _extract_many(jobs: list[ExtractJob]) -> list[Extracted | str]:
+    """The default extraction work: extract() each page; errors become strings."""
+    out: list[Extracted | str] = []
+    for body, url, headers, status, limits, *_ in jobs:
         try:
-            out.append(extract(body, url, headers, status=status, limits=limits))
+            ex = extract(body, url, headers, status=status, limits=limits)
         except Exception as exc:  # noqa: BLE001 - one bad page must not stop a crawl
             out.append(f"extract: {type(exc).__name__}: {exc}")
+            continue
+        out.append((ex, [(k.target_url, k.target_key, k.nofollow) for k in ex.links], None))
     return out
+
+
+def _unchanged(raw: Any) -> list[Extracted | str]:
+    result: list[Extracted | str] = raw
+    return result
 
 
 def extract_mode_for(mode: str, cpus: int | None = None) -> str:
@@ -134,13 +152,23 @@ def _worker_init() -> None:
 
 
 class ExtractPool:
-    """Runs `extract` off the event loop, in micro-batches (one executor call per ~32 pages)."""
+    """Runs extraction off the event loop, in micro-batches (one executor call per ~32 pages).
+
+    `work(jobs)` runs in the executor (a module-level function, so a process pool can pickle
+    it) and `unpack(raw)` turns its result into one `Extracted | str` per job in this
+    process: the index passes work that also classifies and packs the page's link rows
+    (index.rows), so that work leaves the crawl's process and the writer's thread.
+    """
 
     def __init__(self, mode: str = "auto", workers: int = 1,
-                 limits: ExtractLimits = DEFAULT_LIMITS, batch: int = 32) -> None:
+                 limits: ExtractLimits = DEFAULT_LIMITS, batch: int = 32,
+                 work: Callable[[list[ExtractJob]], Any] = _extract_many,
+                 unpack: Callable[[Any], list[Extracted | str]] = _unchanged) -> None:
         self.mode = mode = extract_mode_for(mode)
         self.limits = limits
         self.batch = batch
+        self.work = work
+        self.unpack = unpack
         self._executor: Executor | None = None
         if mode == "process":
             # spawn: the parent holds DuckDB and aiohttp threads, which fork would copy.
@@ -149,18 +177,15 @@ class ExtractPool:
                 initializer=_worker_init)
         elif mode == "thread":
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="inlink-extract")
-        self._queue: list[tuple[tuple[bytes, str, list[tuple[str, str]], int, ExtractLimits],
-                                asyncio.Future[Extraction | str]]] = []
+        self._queue: list[tuple[ExtractJob, asyncio.Future[Extracted | str]]] = []
         self._flush_handle: asyncio.Handle | None = None
 
-    async def extract(self, body: bytes, url: str, headers: list[tuple[str, str]],
-                      status: int) -> Extraction | str:
+    async def extract(self, job: ExtractJob) -> Extracted | str:
         """The extraction of one page, or an error string."""
-        job = (body, url, headers, status, self.limits)
         if self._executor is None:
-            return _extract_many([job])[0]
+            return self.unpack(self.work([job]))[0]
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Extraction | str] = loop.create_future()
+        future: asyncio.Future[Extracted | str] = loop.create_future()
         self._queue.append((job, future))
         if len(self._queue) >= self.batch:
             self._flush()
@@ -178,22 +203,28 @@ class ExtractPool:
         assert self._executor is not None
         loop = asyncio.get_running_loop()
         try:
-            done = loop.run_in_executor(self._executor, _extract_many, [j for j, _ in queue])
+            done = loop.run_in_executor(self._executor, self.work, [j for j, _ in queue])
         except Exception as exc:  # noqa: BLE001 - a broken pool fails its pages, not the crawl
             for _, future in queue:
                 if not future.done():
                     future.set_result(f"extract: {type(exc).__name__}: {exc}")
             return
 
-        def finish(result: asyncio.Future[list[Extraction | str]]) -> None:
+        def finish(result: asyncio.Future[Any]) -> None:
             exc = result.exception()
+            outcomes: list[Extracted | str] = []
+            if exc is None:
+                try:
+                    outcomes = self.unpack(result.result())
+                except Exception as err:  # noqa: BLE001 - fails its pages, not the crawl
+                    exc = err
             for index, (_, future) in enumerate(queue):
                 if future.done():
                     continue
                 if exc is not None:
                     future.set_result(f"extract: {type(exc).__name__}: {exc}")
                 else:
-                    future.set_result(result.result()[index])
+                    future.set_result(outcomes[index])
 
         done.add_done_callback(finish)
 
@@ -456,19 +487,23 @@ class Crawler:
             loop = (end.loop or hops > self.options.max_redirects
                     or (end.known and end.status is None))
             mine = ChainEnd(None if loop else end.status, loop, hops, end.known)
-            error, extraction = resp.error, None
+            error, extraction, packed = resp.error, None, None
+            country = (self.geo.country(resp.ip) if self.geo is not None and resp.ip
+                       else None)
             if resp.status is not None and 200 <= resp.status < 300:
-                result = await self.extractor.extract(resp.body, hop.url, resp.headers,
-                                                      resp.status)
+                result = await self.extractor.extract((
+                    resp.body, hop.url, resp.headers, resp.status, self.extractor.limits,
+                    hop.key, at, resp.ip, country, resp.content_type))
                 if isinstance(result, str):
                     error = result
                 else:
-                    extraction = result
-                    self._discover(result, hop.depth + 1, unit)
+                    extraction, discovered, packed = result
+                    self._discover(discovered, hop.depth + 1, unit)
             hop.resp = None     # the body is not needed any more
             unit.records.append(self._record(hop, resp, at, error, extraction, mine.status
                                              if hop.redirect_to is not None else None,
-                                             hop.redirect_to is not None and loop))
+                                             hop.redirect_to is not None and loop, country,
+                                             packed))
             unit.rows.append(FrontierRow(hop.key, hop.url, hop.depth, hop.item_seq, hop.known,
                                          True, mine.status, mine.loop, mine.hops))
             self._resolve(hop.key, mine, store=True)
@@ -483,13 +518,12 @@ class Crawler:
 
     def _record(self, hop: _Hop, resp: Response, at: dt.datetime, error: str | None,
                 extraction: Extraction | None, final_status: int | None,
-                loop: bool) -> FetchRecord:
-        country = self.geo.country(resp.ip) if self.geo is not None and resp.ip else None
+                loop: bool, country: str | None, packed: object | None) -> FetchRecord:
         return FetchRecord(url=hop.url, url_key=hop.key, fetched_at=at, status=resp.status,
                            error=error, ip=resp.ip, country=country,
                            content_type=resp.content_type, extraction=extraction,
                            redirect_to=hop.redirect_to, redirect_final_status=final_status,
-                           redirect_loop=loop)
+                           redirect_loop=loop, packed=packed)
 
     def _robots_record(self, hop: _Hop, at: dt.datetime, unit: Unit) -> None:
         rules = hop.robots
@@ -504,15 +538,13 @@ class Crawler:
         unit.records.append(FetchRecord(hop.url, hop.key, at, None, error=error,
                                         robots_disallowed=True))
 
-    def _discover(self, extraction: Extraction, depth: int, unit: Unit) -> None:
+    def _discover(self, links: Discovered, depth: int, unit: Unit) -> None:
         follow_nofollow = self.options.follow_nofollow
-        for link in extraction.links:
-            if link.nofollow and not follow_nofollow:
+        seen = self.frontier.seen
+        for url, key, nofollow in links:
+            if (nofollow and not follow_nofollow) or key in seen:
                 continue
-            key = link.target_key
-            if key in self.frontier.seen:
-                continue
-            item = self.frontier.admit(link.target_url, key, depth, known=key in self.known)
+            item = self.frontier.admit(url, key, depth, known=key in self.known)
             if item is not None:
                 unit.rows.append(FrontierRow(key, item.url, depth, item.seq, item.known, False))
 

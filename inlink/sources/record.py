@@ -49,6 +49,10 @@ class FetchRecord:
     robots_disallowed: bool = False
     evidence: Evidence | None = None
     source: str = "crawl"                 # "crawl" | "warc" | "wat" | "import"
+    # The index's packed form of this record (index.rows.PackedFetch), when whoever
+    # extracted the page already built it (the crawl's extraction workers do); `extraction`
+    # may then be None. Opaque here: sources do not depend on the index.
+    packed: object | None = None
 
     @property
     def day(self) -> dt.date:
