@@ -413,6 +413,9 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
             return stored
     ctx = context(store)
     base, params = backlinks_sql([target])
+    fetched = small.fetch(store, base, params)
+    if fetched is not None:
+        return _refdomains_small(store, ctx, fetched.get(0, []), order_by, limit)
     join, dr = domain_rank_join(ctx, "r.dom")
     rows = store.query(
         f"WITH r AS MATERIALIZED (SELECT dom, count(*) AS bl, count(*) FILTER (NOT nf) AS dbl, "
@@ -423,6 +426,46 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
         [*params, limit])
     return [RefDomain(str(d), int(bl), int(dbl), fs, ls, int(r), int(ir))
             for d, bl, dbl, fs, ls, r, ir in rows]
+
+
+def _refdomains_small(store: Store, ctx: Ctx, rows: list[small.Row], order_by: str,
+                      limit: int) -> list[RefDomain]:
+    """list_refdomains() from fetched rows: groups in Python, ranks by key (ART indexes)."""
+    from inlink.query.backlinks import sql_list
+
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        g = groups.get(r[small.DOM])
+        if g is None:
+            groups[r[small.DOM]] = [1, 0 if r[small.NF] else 1, r[small.FIRST], r[small.LAST]]
+            continue
+        g[0] += 1
+        g[1] += 0 if r[small.NF] else 1
+        g[2] = min(g[2], r[small.FIRST])
+        g[3] = max(g[3], r[small.LAST])
+    doms = sorted(groups)
+    dr: dict[str, int] = {}
+    ir: dict[str, int] = {}
+    if ctx.run_id is not None and doms:
+        dr = {str(d): int(v) for d, v in store.query(
+            f"SELECT domain, inlink_rank FROM rank_domains WHERE run_id = {int(ctx.run_id)} "
+            f"AND domain IN ({sql_list(doms)})")}
+        homes = {f"{s}://{w}{d}/": d for d in doms for s in ("http", "https")
+                 for w in ("", "www.")}
+        for k, v in store.query(
+                f"SELECT url_key, inlink_rank FROM rank_pages WHERE run_id = "
+                f"{int(ctx.run_id)} AND url_key IN ({sql_list(sorted(homes))})"):
+            d = homes[str(k)]
+            ir[d] = max(ir.get(d, 0), int(v))
+    out = [RefDomain(d, g[0], g[1], g[2], g[3], dr.get(d, 0), ir.get(d, 0))
+           for d, g in sorted(groups.items())]
+    if order_by == "first_seen":
+        out.sort(key=lambda x: x.first_seen, reverse=True)  # stable: domain order kept
+    elif order_by == "domain_inlink_rank":
+        out.sort(key=lambda x: x.domain_inlink_rank, reverse=True)
+    else:
+        out.sort(key=lambda x: x.inlink_rank, reverse=True)
+    return out[:limit]
 
 
 def refdomain_rank_distribution(store: Store, target: Target, *,

@@ -13,6 +13,7 @@ from inlink.query.aggregates import (
     count_subnets,
     indexed_pages,
     list_anchors,
+    list_refdomains,
     list_referring_ips,
     metrics,
     summarize,
@@ -46,6 +47,9 @@ def _answers(ix: Indexed, ts: list[Target]) -> list[object]:
             out += [list_anchors(ix.store, t, order_by=order, limit=7),
                     list_referring_ips(ix.store, t, order_by=order, limit=50),
                     indexed_pages(ix.store, t, order_by=order, limit=10_000)]
+        for rorder in ("first_seen", "domain_inlink_rank", "inlink_rank"):
+            out.append(list_refdomains(ix.store, t, order_by=rorder,  # type: ignore[arg-type]
+                                       limit=40))
     return out
 
 
