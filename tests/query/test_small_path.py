@@ -66,3 +66,20 @@ def test_small_path_equals_sql_path(indexed: Indexed, monkeypatch: pytest.Monkey
     # the default threshold picks a path per call, and agrees too
     monkeypatch.undo()
     assert _answers(indexed, ts) == slow
+
+
+def test_keyed_reads_give_the_same_rows_either_way(indexed: Indexed,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listings read source pages and ranks by literal key lists (ART index lookups) or, past
+    MAX_LITERAL_KEYS, by a semi-join: the same rows either way."""
+    from inlink.query import backlinks
+    from inlink.query.backlinks import find_backlinks
+    from inlink.query.models import BacklinkQuery
+
+    t = _targets(indexed)[0]
+    q = BacklinkQuery(t, limit=500)
+    literal = find_backlinks(indexed.store, q, with_total=False).rows
+    monkeypatch.setattr(backlinks, "MAX_LITERAL_KEYS", 3)
+    joined = find_backlinks(indexed.store, q, with_total=False).rows
+    assert len(literal) > 3 and literal == joined
+    assert any(b.source_title for b in literal) and any(b.source_inlink_rank for b in literal)
