@@ -23,7 +23,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 from inlink.extract import extract
 
 SEED = 20240611
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - one string reads better than 38 literals
     "backlink index crawler anchor domain rank page link search engine optimisation content "
     "market report analysis guide review news blog article product service price best how why "
     "the of and to in for on with by at from about"
@@ -87,7 +87,7 @@ def write_archive(path: Path, pages: int, seed: int = SEED) -> dict[str, int]:
 
 def bare_reference(path: Path) -> dict[str, float]:
     """(a) FastWARC iteration + extract() on every response, one process, nothing stored."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pages = links = size = 0
     for rec in ArchiveIterator(str(path), record_types=WarcRecordType.response):
         body = rec.reader.read()
@@ -96,7 +96,8 @@ def bare_reference(path: Path) -> dict[str, float]:
         pages += 1
         links += len(ex.links)
         size += len(body)
-    return {"seconds": time.perf_counter() - t0, "pages": pages, "links": links, "bytes": size}
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "pages": pages, "links": links, "bytes": size}
 
 
 def read_only(path: Path) -> dict[str, float]:
@@ -120,18 +121,28 @@ def read_only(path: Path) -> dict[str, float]:
 
 _CHILD = """
 import json, resource, sys, time
-from inlink.index.ingest import ingest
+from inlink.index.ingest import COMPACT_MEMORY_LIMIT, ingest, trim_malloc
 from inlink.index.store import Store
+def cpu():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 store = Store(sys.argv[1])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), cpu()
+# What ingest() does with its growth rule on a fresh index (compact), timed in two parts.
 s = ingest(store, [sys.argv[2]], workers=None if sys.argv[3] == "auto" else int(sys.argv[3]),
-           malloc_tuning=sys.argv[4] == "1")
-seconds = time.perf_counter() - t0
+           malloc_tuning=sys.argv[4] == "1", compact=False)
+t1, c1 = time.perf_counter(), cpu()
+trim_malloc()
+store.compact(memory_limit=COMPACT_MEMORY_LIMIT)
+t2, c2 = time.perf_counter(), cpu()
 links = store.counts()["links"]
 store.close()
-print(json.dumps({"seconds": seconds, "pages": s.pages, "links_new": s.links_new,
+print(json.dumps({"seconds": t2 - t0, "write_seconds": t1 - t0, "compact_seconds": t2 - t1,
+                  "cpu_seconds": c2 - c0, "write_cpu_seconds": c1 - c0,
+                  "compact_cpu_seconds": c2 - c1,
+                  "pages": s.pages, "links_new": s.links_new,
                   "links_rows": links, "records_bad": s.records_bad,
-                  "compacted": s.compacted,
                   "rss_main_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "rss_worker_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
@@ -158,25 +169,38 @@ def run(quick: bool = False, pages: int | None = None, malloc_compare: bool | No
         t0 = time.perf_counter()
         meta: dict[str, Any] = dict(write_archive(archive, n))
         meta["generate_seconds"] = time.perf_counter() - t0
+        load_before = os.getloadavg()[0]
         reads = read_only(archive)
         ref = bare_reference(archive)
         ing = full_ingest(archive, folder / "a.duckdb")
+        # The reference again right after: the machine is shared, its load changes.
+        ref_after = bare_reference(archive)
         result: dict[str, Any] = {"archive": meta, "read": reads, "reference": ref,
+                                  "reference_after": ref_after,
                                   "ingest": ing, "cores": os.cpu_count(),
+                                  "load_before": load_before, "load_after": os.getloadavg()[0],
                                   "rss_self_kb": resource.getrusage(
                                       resource.RUSAGE_SELF).ru_maxrss}
-        if malloc_compare if malloc_compare is not None else not quick:
+        if malloc_compare:
             result["ingest_no_malloc_tuning"] = full_ingest(archive, folder / "b.duckdb",
                                                             malloc=False)
-        result["ingest_inline"] = full_ingest(archive, folder / "c.duckdb", workers="2")
+        result["ingest_inline"] = full_ingest(archive, folder / "c.duckdb", workers="0")
     mb = meta["payload_bytes"] / 1e6
-    result["ratio"] = ref["seconds"] / ing["seconds"]
+    # Against the mean of the two reference runs (before and after the ingest).
+    ref_seconds = (ref["seconds"] + ref_after["seconds"]) / 2
+    result["reference_seconds"] = ref_seconds
+    result["ratio"] = ref_seconds / ing["seconds"]
+    result["ratio_before_compact"] = ref_seconds / ing["write_seconds"]
+    ref_cpu = (ref["cpu_seconds"] + ref_after["cpu_seconds"]) / 2
+    result["reference_cpu_seconds"] = ref_cpu
+    # On `cores` idle cores the ingest could not take less than its CPU time / cores.
+    result["cpu_bound_ratio"] = ref_cpu / (ing["cpu_seconds"] / (os.cpu_count() or 1))
     result["ingest_pages_per_s"] = n / ing["seconds"]
     result["ingest_mb_per_s"] = mb / ing["seconds"]
     result["ingest_links_per_s"] = ing["links_new"] / ing["seconds"]
-    result["reference_pages_per_s"] = n / ref["seconds"]
-    result["reference_mb_per_s"] = mb / ref["seconds"]
-    result["reference_links_per_s"] = ref["links"] / ref["seconds"]
+    result["reference_pages_per_s"] = n / ref_seconds
+    result["reference_mb_per_s"] = mb / ref_seconds
+    result["reference_links_per_s"] = ref["links"] / ref_seconds
     gb_file = 1e9 / meta["file_bytes"]
     result["one_gb_file_seconds"] = ing["seconds"] * gb_file
     result["one_gb_file_pages"] = n * gb_file
@@ -186,42 +210,59 @@ def run(quick: bool = False, pages: int | None = None, malloc_compare: bool | No
 def to_markdown(result: dict[str, Any]) -> str:
     a, r, ing = result["archive"], result["read"], result["ingest"]
     mb = a["payload_bytes"] / 1e6
-    rows = [
-        ("FastWARC iteration only", r["fastwarc_seconds"], mb / r["fastwarc_seconds"], "", ""),
-        ("warcio iteration only (peer)", r["warcio_seconds"], mb / r["warcio_seconds"], "", ""),
-        ("(a) FastWARC + extract(), 1 process", result["reference"]["seconds"],
-         result["reference_mb_per_s"], f"{result['reference_pages_per_s']:.0f}",
-         f"{result['reference_links_per_s']:.0f}"),
-        (f"(b) ingest() into DuckDB, default workers ({result['cores']} cores)", ing["seconds"],
-         result["ingest_mb_per_s"], f"{result['ingest_pages_per_s']:.0f}",
-         f"{result['ingest_links_per_s']:.0f}"),
+    n = a["pages"]
+    ref, ref_after = result["reference"], result["reference_after"]
+
+    def row(name: str, sec: float, cpu: float | None, links: float | None) -> str:
+        pages = f"{n / sec:.0f}" if links is not None else ""
+        lps = f"{links / sec:.0f}" if links is not None else ""
+        cpu_s = f"{cpu:.2f}" if cpu is not None else ""
+        return f"| {name} | {sec:.2f} | {cpu_s} | {mb / sec:.1f} | {pages} | {lps} |"
+
+    lines = [
+        f"Archive: {n} pages of 50-150 KB ({mb:.0f} MB of HTML, "
+        f"{a['file_bytes'] / 1e6:.0f} MB .warc.gz, one gzip member per record), "
+        f"{ing['links_new']} distinct links. {result['cores']} cores shared with other work: "
+        f"1-min load average {result['load_before']:.1f} before, "
+        f"{result['load_after']:.1f} after; CPU = user + system seconds of the process and "
+        "its workers.",
+        "",
+        "| run | seconds | CPU s | MB/s (HTML) | pages/s | links/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        row("FastWARC iteration only", r["fastwarc_seconds"], None, None),
+        row("warcio iteration only (peer)", r["warcio_seconds"], None, None),
+        row("(a) FastWARC + extract(), 1 process, before the ingest", ref["seconds"],
+            ref["cpu_seconds"], ref["links"]),
+        row("(a) the same, after the ingest", ref_after["seconds"], ref_after["cpu_seconds"],
+            ref_after["links"]),
+        row(f"(b) ingest() into DuckDB, default workers ({result['cores']} cores): "
+            "batches committed", ing["write_seconds"], ing["write_cpu_seconds"],
+            ing["links_new"]),
+        row("(b) + compaction (links sorted by target): queryable index", ing["seconds"],
+            ing["cpu_seconds"], ing["links_new"]),
     ]
     inline = result.get("ingest_inline")
     if inline:
-        rows.append(("ingest() with workers=2", inline["seconds"],
-                     mb / inline["seconds"], f"{a['pages'] / inline['seconds']:.0f}",
-                     f"{inline['links_new'] / inline['seconds']:.0f}"))
+        lines.append(row("ingest() + compaction, extraction in the driver (workers=0)",
+                         inline["seconds"], inline["cpu_seconds"], inline["links_new"]))
     nomalloc = result.get("ingest_no_malloc_tuning")
     if nomalloc:
-        rows.append(("ingest() without malloc tuning", nomalloc["seconds"],
-                     mb / nomalloc["seconds"], f"{a['pages'] / nomalloc['seconds']:.0f}",
-                     f"{nomalloc['links_new'] / nomalloc['seconds']:.0f}"))
-    lines = [
-        f"Archive: {a['pages']} pages of 50-150 KB ({mb:.0f} MB of HTML, "
-        f"{a['file_bytes'] / 1e6:.0f} MB .warc.gz, one gzip member per record), "
-        f"{ing['links_new']} distinct links.",
-        "",
-        "| run | seconds | MB/s (HTML) | pages/s | links/s |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [f"| {name} | {sec:.2f} | {mbs:.1f} | {ps} | {ls} |"
-              for name, sec, mbs, ps, ls in rows]
+        lines.append(row("ingest() + compaction without malloc tuning", nomalloc["seconds"],
+                         nomalloc["cpu_seconds"], nomalloc["links_new"]))
     lines += [
         "",
-        f"- ingest / reference throughput: **{result['ratio'] * 100:.0f}%** (target >= 50%).",
+        f"- ingest / reference throughput (reference = mean of the two (a) runs): "
+        f"**{result['ratio'] * 100:.0f}%** to a compacted index, "
+        f"{result['ratio_before_compact'] * 100:.0f}% to committed batches (target >= 50%). "
+        f"By CPU: the ingest used {ing['cpu_seconds']:.1f} CPU s "
+        f"({ing['write_cpu_seconds']:.1f} for the batches, {ing['compact_cpu_seconds']:.1f} "
+        f"for the compaction) where the reference used {result['reference_cpu_seconds']:.1f}; "
+        f"on {result['cores']} idle cores it could reach at most "
+        f"{result['cpu_bound_ratio'] * 100:.0f}% of the reference.",
         f"- peak RSS: ingest process {ing['rss_main_kb'] / 1024:.0f} MiB, largest worker "
-        f"{ing['rss_worker_kb'] / 1024:.0f} MiB; memory is bounded by batch size and "
-        "in-flight chunks, not by file size, so a 1 GB .warc.gz needs the same.",
+        f"{ing['rss_worker_kb'] / 1024:.0f} MiB. Batches are bounded (1,000 pages or 125,000 "
+        "links, two in memory at a time) and the compaction's sort is capped at 512 MB "
+        "(it spills to disk past it).",
         f"- a 1 GB .warc.gz of such pages (~{result['one_gb_file_pages']:.0f} pages) would take "
         f"~{result['one_gb_file_seconds'] / 60:.0f} min at this rate.",
     ]

@@ -43,6 +43,8 @@ COMPACT_GROWTH = 0.25
 #: DuckDB's memory cap while compacting after an ingest (the sort spills to disk past it), so
 #: the ingest process stays under 1 GiB even when the store's own limit is higher.
 COMPACT_MEMORY_LIMIT = "512MB"
+#: ... and while ingesting (it only caches blocks the ingest will not read again).
+INGEST_MEMORY_LIMIT = "384MB"
 #: A batch (one transaction) ends after this many fetch records or this many links, whichever
 #: comes first. DuckDB's commit has a fixed cost and an append of at least a row group
 #: (122,880 rows) is written straight to the file, compressed, instead of through the WAL;
@@ -388,31 +390,34 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
         return _Pipeline(pool, n_workers, path, extract_limits, batch_size)
 
     try:
-        for raw in paths:
-            path = Path(raw)
-            t0 = time.perf_counter()
-            try:
-                check_archive(path)
-                digest, size = file_digest(path)
-            except ArchiveError as exc:
-                summary.files.append(FileResult(str(path), "error", error=str(exc)))
-                continue
-            except OSError as exc:
-                err = ArchiveError(str(path), None, f"cannot read the file: {exc}")
-                summary.files.append(FileResult(str(path), "error", error=str(err)))
-                continue
-            if digest in seen:
-                summary.files.append(FileResult(
-                    str(path), "duplicate", job=f"ingest:{digest}", size=size,
-                    error=None))
-                continue
-            seen[digest] = str(path)
-            result = _ingest_file(store, path, digest, size, batch_size=batch_size,
-                                  batch_links_max=batch_links,
-                                  pipeline=pipeline, read_limits=read_limits,
-                                  progress=progress)
-            result.seconds = time.perf_counter() - t0
-            summary.files.append(result)
+        # DuckDB caches the table blocks it writes up to its memory limit; an ingest does not
+        # read them again, so a lower cap keeps the process's memory flat (docs/ingest.md).
+        with store.memory_capped(INGEST_MEMORY_LIMIT):
+            for raw in paths:
+                path = Path(raw)
+                t0 = time.perf_counter()
+                try:
+                    check_archive(path)
+                    digest, size = file_digest(path)
+                except ArchiveError as exc:
+                    summary.files.append(FileResult(str(path), "error", error=str(exc)))
+                    continue
+                except OSError as exc:
+                    err = ArchiveError(str(path), None, f"cannot read the file: {exc}")
+                    summary.files.append(FileResult(str(path), "error", error=str(err)))
+                    continue
+                if digest in seen:
+                    summary.files.append(FileResult(
+                        str(path), "duplicate", job=f"ingest:{digest}", size=size,
+                        error=None))
+                    continue
+                seen[digest] = str(path)
+                result = _ingest_file(store, path, digest, size, batch_size=batch_size,
+                                      batch_links_max=batch_links,
+                                      pipeline=pipeline, read_limits=read_limits,
+                                      progress=progress)
+                result.seconds = time.perf_counter() - t0
+                summary.files.append(result)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -54,6 +54,8 @@ class PackedFetch:
 
     url: str
     url_key: str
+    host: str                        # of url_key, and its registrable domain: computed
+    domain: str                      # where the record was packed (the PSL is loaded there)
     fetched_at: dt.datetime          # naive UTC
     status: int | None
     error: str | None
@@ -132,8 +134,10 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
         ex = record.extraction
         facts = ex.facts if ex is not None else None
         ev = record.evidence
+        source_host, source_domain = host_and_domain(key)
         metas.append((
-            record.url, key, naive_utc(record.fetched_at), record.status, record.error,
+            record.url, key, source_host, source_domain, naive_utc(record.fetched_at),
+            record.status, record.error,
             record.ip, record.country,
             record.content_type or (facts.content_type if facts else None),
             record.redirect_to, record.source,
@@ -145,7 +149,6 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
             ids, hashes))
         if not n:
             continue
-        source_host, source_domain = host_and_domain(key)
         target_keys = [link.target_key for link in live]
         # The authority of a key is its third '/'-separated field ("scheme:", "", host...):
         # urls.key_host only for the rare one with a port or an IPv6 literal.

@@ -130,8 +130,11 @@ class Store:
     # -- writing
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The single writer: a transaction that commits whole or rolls back whole."""
+    def transaction(self, *, data: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The single writer: a transaction that commits whole or rolls back whole.
+
+        `data=False` marks bookkeeping that no query reads (API credits, export tasks): it
+        leaves `generation`, and so every cache keyed on it, as it was."""
         if self.read_only:
             raise InlinkError(f"{self.path} is open read-only")
         with self._write_lock:
@@ -143,11 +146,12 @@ class Store:
                 run(conn, "ROLLBACK")
                 raise
             run(conn, "COMMIT")
-            self.generation += 1
+            if data:
+                self.generation += 1
 
-    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run fn(conn) inside one write transaction."""
-        with self.transaction() as conn:
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, data: bool = True) -> T:
+        """Run fn(conn) inside one write transaction (`data`: see `transaction`)."""
+        with self.transaction(data=data) as conn:
             return fn(conn)
 
     async def write_async(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
@@ -167,19 +171,25 @@ class Store:
 
         DuckDB keeps min/max statistics per row group: once rows are sorted by target, a
         query for one target skips every row group that cannot hold it. `memory_limit`
-        caps DuckDB's memory for the sort (it spills to disk past it) when lower than the
-        store's own limit.
+        caps DuckDB's memory for the sort (it spills to disk past it), see memory_capped.
         """
+        with self.memory_capped(memory_limit):
+            self._compact()
+
+    @contextmanager
+    def memory_capped(self, limit: str | None) -> Iterator[None]:
+        """Lower DuckDB's memory limit (`SET memory_limit`) to `limit` while the block runs,
+        when it is lower than the store's own; None leaves it as it is."""
         saved: str | None = None
-        if memory_limit:
+        if limit:
             with self._write_lock:
                 saved = str(run(self._conn, "SELECT current_setting('memory_limit')")[0][0])
-                run(self._conn, "SET memory_limit = ?", [memory_limit])
+                run(self._conn, "SET memory_limit = ?", [limit])
                 if _bytes(saved) < _bytes(str(run(
                         self._conn, "SELECT current_setting('memory_limit')")[0][0])):
                     run(self._conn, "SET memory_limit = ?", [saved])
         try:
-            self._compact()
+            yield
         finally:
             if saved is not None:
                 with self._write_lock:

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from inlink.index.rows import LINK_COLUMNS, LINK_SCHEMA, PackedFetch, host_and_domain, to_packed
+from inlink.index.rows import LINK_COLUMNS, LINK_SCHEMA, PackedFetch, to_packed
 from inlink.index.store import Store, run
 from inlink.sources.record import FetchRecord
 
@@ -433,9 +433,8 @@ def _insert(conn: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...
 
 
 def _page_row(f: PackedFetch, fetch_id: int, page: _PageRow) -> tuple[Any, ...]:
-    host, domain = host_and_domain(f.url_key)
     facts = f.facts or _NO_FACTS
-    return (f.url_key, f.url, host, domain, page.first_crawl, f.fetched_at, fetch_id,
+    return (f.url_key, f.url, f.host, f.domain, page.first_crawl, f.fetched_at, fetch_id,
             f.status, f.state, f.error, f.ip, f.country, f.content_type, *facts,
             f.redirect_to, list(page.links.keys()), list(page.links.values()))
 
