@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
-import ctypes.util
 import hashlib
 import multiprocessing
 import os
@@ -170,15 +169,22 @@ def _unpack_chunk(result: tuple[list[Outcome], Packed]) -> list[Outcome]:
             for offset, what, payload in outcomes]
 
 
+def _libc_function(name: str) -> Any:
+    """A C library function of this process (glibc's on Linux), or None.
+
+    CDLL(None) opens the process's own symbols: unlike ctypes.util.find_library it runs no
+    subprocess (ldconfig), whose fork of a large parent would count as a child of its size.
+    """
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def tune_malloc() -> bool:
     """Raise glibc's mmap/trim thresholds for this process; False when not on glibc."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
     return bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and ok)
@@ -186,13 +192,8 @@ def tune_malloc() -> bool:
 
 def trim_malloc() -> bool:
     """Return freed heap memory to the system (glibc malloc_trim); False when not on glibc."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        return bool(ctypes.CDLL(name).malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    malloc_trim = _libc_function("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))
 
 
 def _init_worker(malloc: bool) -> None:
