@@ -35,6 +35,7 @@ class Settings:
     memory_limit: str | None = "1GB"
     export_dir: Path | None = None
     refresh_aggregates: bool = True
+    api_cache_mb: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -49,6 +50,11 @@ class Settings:
             settings = replace(settings, memory_limit=parse_memory_limit(limit))
         if export_dir := env.get("INLINK_EXPORT_DIR"):
             settings = replace(settings, export_dir=Path(export_dir))
+        if (cache_mb := env.get("INLINK_API_CACHE_MB")) is not None:
+            if not cache_mb.strip().isdigit():
+                raise InvalidInput("INLINK_API_CACHE_MB", f"expected a whole number of MiB, "
+                                                          f"got {cache_mb!r}")
+            settings = replace(settings, api_cache_mb=int(cache_mb))
         if (refresh := env.get("INLINK_REFRESH_AGGREGATES")) is not None:
             settings = replace(settings, refresh_aggregates=refresh.strip().lower()
                                not in ("0", "false", "no", "off"))

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inlink import __version__
 from inlink.api import keys
+from inlink.api.cache import AnswerCache
 from inlink.api.dialects import seranking_data as data
 from inlink.api.errors import MethodNotAllowed, Unauthorized, UnknownEndpoint
 from inlink.api.exports import Exports
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             exports = Exports(store, ledger, settings.exports_path(), app.state.secret)
             exports.start()
             app.state.exports = exports
+            app.state.cache = AnswerCache(settings.api_cache_mb << 20)
             if settings.refresh_aggregates:
                 threading.Thread(target=_refresh_if_stale, args=(store,), daemon=True,
                                  name="inlink-aggregates").start()
@@ -224,7 +226,23 @@ async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Res
     if prepared.charged is not None:
         result, cost, remaining = await asyncio.to_thread(prepared.charged, store, cost)
     else:
-        result = await asyncio.to_thread(prepared.run, store)
+        cache: AnswerCache = request.app.state.cache
+        ck = cache.key(ep.path, params.items(exclude=("output", "apikey")), ctx.today) \
+            if ep.cacheable and cache.enabled else None
+        generation = store.generation  # read before answering: a write meanwhile voids it
+        cached: dict[str, Any] | None = None if ck is None else cache.get(ck, generation)
+        if cached is not None:
+            result = cached
+        else:
+            result = await asyncio.to_thread(prepared.run, store)
+            if ck is not None:
+                content, media_type = render(result, fmt)
+                size = len(content) if fmt == "json" else len(render(result, "json")[0])
+                cache.put(ck, generation, result, size)
+                remaining = ledger.charge(ctx.key_hash, cost)
+                return Response(content, media_type=media_type,
+                                headers={COST_HEADER: str(cost),
+                                         REMAINING_HEADER: str(remaining)})
         # Charged only for an answer: if a concurrent call spent the balance meanwhile, the
         # ledger refuses and nothing is returned.
         remaining = ledger.charge(ctx.key_hash, cost)

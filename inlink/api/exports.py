@@ -158,6 +158,7 @@ class Exports:
         self._stop = threading.Event()
         self._running = threading.Event()   # cleared: the worker claims nothing (pause)
         self._running.set()
+        self._claiming = threading.Lock()   # held while a task is being claimed
         self._thread: threading.Thread | None = None
         store.write(lambda conn: run(conn, _SCHEMA))
 
@@ -167,7 +168,8 @@ class Exports:
         """Start the worker; tasks a previous server left unfinished run again."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.store.write(lambda conn: run(
-            conn, "UPDATE api_exports SET status = ? WHERE status = ?", [QUEUED, PROCESSING]))
+            conn, "UPDATE api_exports SET status = ? WHERE status = ?", [QUEUED, PROCESSING]),
+            data=False)
         self._thread = threading.Thread(target=self._work, name="inlink-exports", daemon=True)
         self._thread.start()
         self._wake.set()
@@ -179,8 +181,10 @@ class Exports:
             self._thread.join(timeout)
 
     def pause(self) -> None:
-        """Stop claiming queued tasks (the one being written finishes); for maintenance."""
-        self._running.clear()
+        """Stop claiming queued tasks (the one being written finishes); for maintenance.
+        Once this returns, no task is claimed until `resume()`."""
+        with self._claiming:
+            self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
@@ -213,7 +217,7 @@ class Exports:
             return Submitted(QUEUED, task_id, cost, left)
 
         try:
-            out = self.store.write(fn)
+            out = self.store.write(fn, data=False)
         except BaseException:
             if charged:  # the transaction rolled back: give the charge back
                 self.ledger.refund(key_hash, cost)
@@ -269,6 +273,12 @@ class Exports:
             self._expire()
 
     def _claim(self) -> Task | None:
+        with self._claiming:
+            if not self._running.is_set():
+                return None
+            return self._claim_next()
+
+    def _claim_next(self) -> Task | None:
         def fn(conn: duckdb.DuckDBPyConnection) -> Task | None:
             rows = run(conn, "SELECT task_id, key_hash, target, mode, status, file_name, rows, "
                              "error, created_at FROM api_exports WHERE status = ? "
@@ -279,7 +289,7 @@ class Exports:
                 [PROCESSING, rows[0][0]])
             return Task(*rows[0])
 
-        return self.store.write(fn)
+        return self.store.write(fn, data=False)
 
     def run_task(self, task: Task) -> tuple[int, int]:
         """Write the task's file: every live backlink of its target, newest first."""
@@ -296,11 +306,13 @@ class Exports:
             reason = str(exc) if isinstance(exc, InlinkError) else "internal error"
             self.store.write(lambda conn: run(
                 conn, "UPDATE api_exports SET status = ?, error = ?, finished_at = ? "
-                      "WHERE task_id = ?", [FAILED, reason, self.clock(), task.task_id]))
+                      "WHERE task_id = ?", [FAILED, reason, self.clock(), task.task_id]),
+                data=False)
             return
         self.store.write(lambda conn: run(
             conn, "UPDATE api_exports SET status = ?, rows = ?, bytes = ?, finished_at = ? "
-                  "WHERE task_id = ?", [COMPLETE, n, size, self.clock(), task.task_id]))
+                  "WHERE task_id = ?", [COMPLETE, n, size, self.clock(), task.task_id]),
+            data=False)
 
     def _expire(self) -> None:
         """Forget finished tasks older than the ttl, and delete their files."""
@@ -311,7 +323,7 @@ class Exports:
                 conn, "DELETE FROM api_exports WHERE status IN (?, ?) AND finished_at < ? "
                       "RETURNING task_id", [COMPLETE, FAILED, cutoff])]
 
-        for task_id in self.store.write(fn):
+        for task_id in self.store.write(fn, data=False):
             (self.dir / f"{task_id}.csv.gz").unlink(missing_ok=True)
 
     def wait_idle(self, timeout: float) -> bool:

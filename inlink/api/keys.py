@@ -204,7 +204,7 @@ class Ledger:
                     [spent, h])
 
         try:
-            self.store.write(fn)
+            self.store.write(fn, data=False)
         except BaseException:
             with self._lock:  # not written: charge them again next time
                 for h, spent in due.items():

@@ -36,6 +36,11 @@ class Params:
         k = str(key).lower()
         return self._aliases.get(k, k)
 
+    def items(self, exclude: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+        """Every (name, values) pair but the excluded names (answer-cache keys)."""
+        skip = {self._name(n) for n in exclude}
+        return [(k, v) for k, v in self._values.items() if k not in skip]
+
     def __contains__(self, name: str) -> bool:
         return self._name(name) in self._values
 

@@ -81,6 +81,7 @@ class Endpoint:
     methods: tuple[str, ...]
     parse: Callable[[Params, Context], Prepared]
     summary: str
+    cacheable: bool = True    # an answer depends only on the parameters and the data
 
 
 # ---------------------------------------------------------------- shared parsing
@@ -703,9 +704,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/refdomains/history/count", 100, _GP, _refdomains_history_count,
              "Daily count of new and lost referring domains"),
     Endpoint("/export", 1, ("GET",), _export,
-             "Export every backlink as a .csv.gz (asynchronous task)"),
+             "Export every backlink as a .csv.gz (asynchronous task)", cacheable=False),
     Endpoint("/export/status", 0, ("GET",), _export_status,
-             "Status of an export task, with its download URL when complete"),
+             "Status of an export task, with its download URL when complete",
+             cacheable=False),
     Endpoint("/authority", 100, _GP, _authority,
              "InLink Rank and Domain InLink Rank (batch)"),
     Endpoint("/authority/domain", 10, _GP, _authority_domain, "Domain InLink Rank (batch)"),
