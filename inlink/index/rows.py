@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -86,6 +87,11 @@ def naive_utc(at: dt.datetime) -> dt.datetime:
 
 
 _D = ("0", "1")
+# Link fields copied as they are (kind is a StrEnum: Arrow stores its value).
+_LINK_ATTR_NAMES = ("target_key", "target_url", "kind", "anchor", "alt", "image_url",
+                    "nofollow", "ugc", "sponsored", "text_pre", "text_post", "location",
+                    "links_count", "hreflang")
+_LINK_ATTRS = attrgetter(*_LINK_ATTR_NAMES)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -111,7 +117,8 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
     The ids and hashes are exactly index.state.link_id / link_attr_hash (tests check it).
     """
     metas: list[tuple[Any, ...]] = []
-    col: dict[str, list[Any]] = {name: [] for name in LINK_COLUMNS}
+    col: dict[str, Any] = {name: [] for name in LINK_COLUMNS}
+    attrs: list[tuple[Any, ...]] = []
     key_host = urls.key_host
     blake2b = hashlib.blake2b
     from_bytes = int.from_bytes
@@ -149,6 +156,7 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
             ids, hashes))
         if not n:
             continue
+        attrs += map(_LINK_ATTRS, live)         # one tuple per link, transposed per group
         target_keys = [link.target_key for link in live]
         # The authority of a key is its third '/'-separated field ("scheme:", "", host...):
         # urls.key_host only for the rare one with a port or an IPv6 literal.
@@ -160,8 +168,6 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
         col["attr_hash"] += hashes
         col["target_domain"] += target_domains
         col["target_host"] += target_hosts
-        col["target_key"] += target_keys
-        col["target_url"] += [link.target_url for link in live]
         col["source_key"] += [key] * n
         col["source_url"] += [record.url] * n
         col["source_host"] += [source_host] * n
@@ -170,18 +176,8 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
         col["source_subnet"] += [subnet(record.ip)] * n
         col["source_country"] += [record.country] * n
         col["internal"] += [d == source_domain for d in target_domains]
-        col["kind"] += [f"{link.kind}" for link in live]
-        col["anchor"] += [link.anchor for link in live]
-        col["alt"] += [link.alt for link in live]
-        col["image_url"] += [link.image_url for link in live]
-        col["nofollow"] += [link.nofollow for link in live]
-        col["ugc"] += [link.ugc for link in live]
-        col["sponsored"] += [link.sponsored for link in live]
-        col["text_pre"] += [link.text_pre for link in live]
-        col["text_post"] += [link.text_post for link in live]
-        col["location"] += [link.location for link in live]
-        col["links_count"] += [link.links_count for link in live]
-        col["hreflang"] += [link.hreflang for link in live]
+    transposed = list(zip(*attrs, strict=True)) if attrs else [()] * len(_LINK_ATTR_NAMES)
+    col.update(zip(_LINK_ATTR_NAMES, transposed, strict=True))
     try:
         arrays = [pa.array(col[f.name], f.type) for f in LINK_SCHEMA]
     except UnicodeEncodeError:

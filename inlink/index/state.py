@@ -82,7 +82,7 @@ def classify(record: FetchRecord) -> Outcome:
     facts = extraction.facts
     if facts.noindex:
         return Outcome(PageState.NOINDEX, [])
-    if facts.canonical:
+    if facts.canonical and facts.canonical not in (facts.url, facts.url_key):
         canonical_key = try_normalize_url(facts.canonical)
         if canonical_key is not None and canonical_key != facts.url_key:
             kept = [link for link in extraction.links
