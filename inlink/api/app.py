@@ -74,8 +74,11 @@ def create_app(settings: Settings) -> FastAPI:
                               "/v1/backlinks (see docs/api.md and docs/compat.md).")
 
     @app.get("/healthz", tags=["inlink"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    async def healthz(request: Request) -> dict[str, Any]:
+        stats = request.app.state.cache.stats
+        return {"status": "ok", "version": __version__,
+                "answer_cache": {"hits": stats.hits, "misses": stats.misses,
+                                 "entries": stats.entries, "bytes": stats.bytes}}
 
     for ep in data.ENDPOINTS:
         handler = _handler(settings, ep)
