@@ -236,7 +236,8 @@ def test_wat_links_become_an_extraction(tmp_path: Path) -> None:
     url = "http://src.example/dir/page"
     doc = wat_json(url, DAY, links=[
         {"path": "A@/href", "url": "a", "text": "  Alpha  link "},
-        {"path": "A@/href", "url": "http://x.example/", "text": "paid", "rel": "sponsored nofollow"},
+        {"path": "A@/href", "url": "http://x.example/", "text": "paid",
+         "rel": "sponsored nofollow"},
         {"path": "IMG@/src", "url": "i.png", "alt": "logo"},
         {"path": "A@/href", "url": "http://img.example/"},
         {"path": "A@/href", "url": "a", "text": "Alpha link"},
