@@ -338,6 +338,8 @@ def run(quick: bool = False, index: str | None = None, hosts: int | None = None,
             result["load_cached"]["cache"] = server.health()["answer_cache"]
         finally:
             server.stop()
+    (Path(work_dir or tempfile.gettempdir()) / "inlink-api-bench.json").write_text(
+        json.dumps(result, default=str))
     return result
 
 
@@ -386,6 +388,13 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"({'met' if errors == 0 and load['p99_ms'] <= 100 else 'missed'}); default server "
         f"{errors_c} errors, p99 {lc['p99_ms']:.0f} ms "
         f"({'met' if errors_c == 0 and lc['p99_ms'] <= 100 else 'missed'}).",
+        f"- Heavy targets (>= 100,000 backlinks) materialized before serving "
+        f"(`inlink.query.heavy`): {r['prepare']['targets']} targets, "
+        f"{r['prepare']['answers']} stored answers in {r['prepare']['seconds']:.0f} s; "
+        f"ART indexes: {', '.join(r['prepare']['indexes']) or 'already there'} "
+        f"({r['prepare']['index_seconds']:.1f} s). The same big-target answers computed live "
+        f"(in process, no HTTP): summary {r['live_big']['summary']:.0f} ms, anchors "
+        f"{r['live_big']['anchors']:.0f} ms, refdomains {r['live_big']['refdomains']:.0f} ms.",
         "- summary / raw reference aggregate: big "
         f"{lb['summary']['p50_ms'] / ref['big']['p50_ms']:.2f}x, small "
         f"{ls['summary']['p50_ms'] / ref['small']['p50_ms']:.2f}x.",
