@@ -186,15 +186,12 @@ def _target_ranks(store: Store, ctx: Ctx,
     out = [(0, 0, 0, 0, c[0]) for c in cands]
     if ctx.run_id is None:
         return out
-    from inlink.query.backlinks import sql_list  # literal lists: ART index lookups
+    from inlink.query import rankcache
 
     keys = sorted({k for c in cands for k in c})
-    pages = {str(k): (int(r), int(r1)) for k, r, r1 in store.query(
-        "SELECT url_key, inlink_rank, rank_1000 FROM rank_pages WHERE run_id = ? "
-        f"AND url_key IN ({sql_list(keys)})", [ctx.run_id])}
-    domains = {str(d): (int(r), int(r1)) for d, r, r1 in store.query(
-        "SELECT domain, inlink_rank, rank_1000 FROM rank_domains WHERE run_id = ? "
-        f"AND domain IN ({sql_list(sorted({t.domain for t in targets}))})", [ctx.run_id])}
+    pages = {k: (r, r1) for k, (r, r1, _) in rankcache.page_ranks(store, ctx.run_id,
+                                                                  keys).items()}
+    domains = rankcache.domain_ranks(store, ctx.run_id, sorted({t.domain for t in targets}))
     for i, (t, c) in enumerate(zip(targets, cands, strict=True)):
         best = max(c, key=lambda k: (pages.get(k, (-1, -1)), k == c[0]))
         r, r1 = pages.get(best, (0, 0))
@@ -430,9 +427,7 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
 
 def _refdomains_small(store: Store, ctx: Ctx, rows: list[small.Row], order_by: str,
                       limit: int) -> list[RefDomain]:
-    """list_refdomains() from fetched rows: groups in Python, ranks by key (ART indexes)."""
-    from inlink.query.backlinks import sql_list
-
+    """list_refdomains() from fetched rows: groups in Python, ranks from the run in memory."""
     groups: dict[str, list[Any]] = {}
     for r in rows:
         g = groups.get(r[small.DOM])
@@ -447,16 +442,14 @@ def _refdomains_small(store: Store, ctx: Ctx, rows: list[small.Row], order_by: s
     dr: dict[str, int] = {}
     ir: dict[str, int] = {}
     if ctx.run_id is not None and doms:
-        dr = {str(d): int(v) for d, v in store.query(
-            f"SELECT domain, inlink_rank FROM rank_domains WHERE run_id = {int(ctx.run_id)} "
-            f"AND domain IN ({sql_list(doms)})")}
+        from inlink.query import rankcache
+
+        dr = {d: r for d, (r, _) in rankcache.domain_ranks(store, ctx.run_id, doms).items()}
         homes = {f"{s}://{w}{d}/": d for d in doms for s in ("http", "https")
                  for w in ("", "www.")}
-        for k, v in store.query(
-                f"SELECT url_key, inlink_rank FROM rank_pages WHERE run_id = "
-                f"{int(ctx.run_id)} AND url_key IN ({sql_list(sorted(homes))})"):
-            d = homes[str(k)]
-            ir[d] = max(ir.get(d, 0), int(v))
+        for k, (v, _, _) in rankcache.page_ranks(store, ctx.run_id, sorted(homes)).items():
+            d = homes[k]
+            ir[d] = max(ir.get(d, 0), v)
     out = [RefDomain(d, g[0], g[1], g[2], g[3], dr.get(d, 0), ir.get(d, 0))
            for d, g in sorted(groups.items())]
     if order_by == "first_seen":

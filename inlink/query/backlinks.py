@@ -14,6 +14,7 @@ from inlink import urls
 from inlink.errors import InvalidInput
 from inlink.index.store import Store
 from inlink.query import cursor as cursors
+from inlink.query import rankcache
 from inlink.query.models import (
     INDIRECT_KINDS,
     MAX_LIMIT,
@@ -313,9 +314,9 @@ def _in(column: str, values: list[str] | list[int]) -> str:
 def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> dict[int, Backlink]:
     """Full rows for the link ids of a page (target domains given so zone maps prune).
 
-    Four keyed reads instead of one join: joining `pages` and the rank tables would scan them
-    whole for a page of rows; looked up by literal key lists they use their ART indexes
-    (inlink.query.indexes), a millisecond for a hundred keys on a million pages.
+    Keyed reads instead of one join: joining `pages` and the rank tables would scan them
+    whole for a page of rows. Pages are looked up by literal key lists through their ART
+    index (inlink.query.indexes), ranks in the run's in-memory copy (inlink.query.rankcache).
     """
     if not ids:
         return {}
@@ -330,15 +331,11 @@ def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> di
     pages = {str(r[0]): r[1:] for r in store.query(
         f"SELECT url_key, {', '.join(_PAGE_COLS.values())} FROM pages "
         f"WHERE {_in('url_key', keys)}")} if keys else {}
-    rp: dict[str, tuple[Any, ...]] = {}
-    rd: dict[str, tuple[Any, ...]] = {}
+    rp: dict[str, tuple[int, int, int]] = {}
+    rd: dict[str, tuple[int, int]] = {}
     if ctx.run_id is not None and keys:
-        rp = {str(r[0]): r[1:] for r in store.query(
-            "SELECT url_key, inlink_rank, rank_1000, link_rank_1000 FROM rank_pages "
-            f"WHERE run_id = {int(ctx.run_id)} AND {_in('url_key', keys)}")}
-        rd = {str(r[0]): r[1:] for r in store.query(
-            "SELECT domain, inlink_rank, rank_1000 FROM rank_domains "
-            f"WHERE run_id = {int(ctx.run_id)} AND {_in('domain', doms)}")}
+        rp = rankcache.page_ranks(store, ctx.run_id, keys)
+        rd = rankcache.domain_ranks(store, ctx.run_id, doms)
     out: dict[int, Backlink] = {}
     no_page = (None,) * len(_PAGE_COLS)
     for r in links:
