@@ -5,6 +5,7 @@ dialect renders the envelope (docs/compat.md), the domain never raises HTTP erro
      +-- ApiError           an HTTP-only failure with its own status
           +-- Unauthorized  no API key, or a key this server does not know (401)
           +-- MethodNotAllowed, UnknownEndpoint (405, 404)
+          +-- PayloadTooLarge  a POST body over MAX_BODY (413)
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class MethodNotAllowed(ApiError):
 
 class UnknownEndpoint(ApiError):
     status = 404
+
+
+class PayloadTooLarge(ApiError):
+    """A request body over the server's cap (413)."""
+
+    status = 413
 
 
 def status_of(exc: BaseException) -> int:

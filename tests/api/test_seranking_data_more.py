@@ -345,3 +345,12 @@ def test_seed_examples_as_written(api: Api) -> None:
                                                                 "https://www.seranking.com"]
     assert examples[10].json()["task_status"] == "unknown"
     assert examples[9].json() == {"ranks": []}  # nothing known of that page then
+
+
+def test_oversized_post_body_is_413(api: Api) -> None:
+    big = b'{"target": "' + b"a" * (2 << 20) + b'"}'
+    r = api.client.post(V1 + "/metrics", params={"apikey": api.key}, content=big)
+    assert r.status_code == 413 and r.json()["error"]["parameter"] == "body"
+    r = api.client.post(V1 + "/metrics", params={"apikey": api.key},
+                        json={"target": ["example.com"] * 100})
+    assert r.status_code == 200 and len(r.json()["metrics"]) == 100
