@@ -110,8 +110,17 @@ def _safe_name(target: str) -> str:
     return stem or "export"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """Text from the web as a CSV cell that spreadsheets will not run as a formula (OWASP
+    "CSV injection"): a leading = + - @ tab or CR gets a ' before it."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _csv_row(b: q.Backlink) -> tuple[Any, ...]:
-    return (b.source_url, b.target_url, b.source_title or "", b.anchor_text, "",
+    return (b.source_url, b.target_url, _cell(b.source_title or ""), _cell(b.anchor_text), "",
             "true" if b.nofollow else "false", "true" if b.kind == "image" else "false",
             b.image_url or "", b.source_inlink_rank, b.source_domain_inlink_rank,
             b.first_seen.date().isoformat(), b.last_seen.date().isoformat(),

@@ -354,3 +354,11 @@ def test_oversized_post_body_is_413(api: Api) -> None:
     r = api.client.post(V1 + "/metrics", params={"apikey": api.key},
                         json={"target": ["example.com"] * 100})
     assert r.status_code == 200 and len(r.json()["metrics"]) == 100
+
+
+def test_export_cells_do_not_run_as_formulas() -> None:
+    from inlink.api.exports import _cell
+
+    assert _cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert _cell("-50% off") == "'-50% off" and _cell("@me") == "'@me"
+    assert _cell("plain anchor") == "plain anchor" and _cell("") == ""
