@@ -24,11 +24,13 @@ from inlink.query.models import Target, resolve_target
 def _targets(ix: Indexed) -> list[Target]:
     domains = [str(r[0]) for r in ix.store.query(
         "SELECT DISTINCT target_domain FROM links WHERE live AND NOT internal ORDER BY 1")]
+    # every host that is not its domain's only one (the others equal their domain target)
     hosts = [str(r[0]) for r in ix.store.query(
-        "SELECT DISTINCT target_host FROM links WHERE live AND NOT internal ORDER BY 1")]
+        "SELECT target_host FROM links WHERE live AND NOT internal GROUP BY 1 "
+        "HAVING target_host <> any_value(target_domain) ORDER BY 1")]
     urls = [str(r[0]) for r in ix.store.query(
         "SELECT target_key FROM links WHERE live AND NOT internal GROUP BY 1 "
-        "ORDER BY count(*) DESC, 1 LIMIT 40")]
+        "ORDER BY count(*) DESC, 1 LIMIT 20")]
     return ([resolve_target(d, "domain") for d in domains]
             + [resolve_target(h, "host") for h in hosts]
             + [resolve_target(u, "url") for u in urls]
