@@ -200,11 +200,18 @@ class Store:
             # A sorted copy under the schema's own definition (constraints included), then
             # swapped in: half the work of sorting into a temp table, deleting every row and
             # inserting them back. One transaction: readers see the old table or the new one.
+            # Indexes on a table (the query layer's, inlink.query.indexes) go with DROP TABLE:
+            # they are made again, from their own SQL, on the sorted copy.
             for table, order in _SORT_ORDER.items():
+                indexes = [str(sql) for (sql,) in run(
+                    conn, "SELECT sql FROM duckdb_indexes() WHERE table_name = ? "
+                          "AND schema_name = 'main' AND sql IS NOT NULL", [table])]
                 run(conn, _table_ddl(table, f"{table}__sorted"))
                 run(conn, f"INSERT INTO {table}__sorted SELECT * FROM {table} ORDER BY {order}")
                 run(conn, f"DROP TABLE {table}")
                 run(conn, f"ALTER TABLE {table}__sorted RENAME TO {table}")
+                for sql in indexes:
+                    run(conn, sql)
         with self._write_lock:
             run(self._conn, "CHECKPOINT")
 

@@ -217,6 +217,18 @@ def test_compact_keeps_rows_and_constraints(store: Store) -> None:
         store.write(lambda c: c.execute("INSERT INTO links (link_id) VALUES (1)"))
 
 
+def test_compact_keeps_indexes(store: Store) -> None:
+    """The query layer's ART indexes survive the sorted copy and swap."""
+    w = IndexWriter(store)
+    w.apply([page(f"http://s{i}.example/", [link(A)], day(1)) for i in range(5)])
+    store.write(lambda c: c.execute("CREATE INDEX pages_url_key ON pages (url_key)"))
+    store.compact()
+    assert store.query("SELECT index_name, table_name FROM duckdb_indexes()") == [
+        ("pages_url_key", "pages")]
+    w.apply([page("http://s1.example/", [link(B)], day(2))])
+    assert store.query("SELECT count(*) FROM pages")[0][0] == 5
+
+
 def test_packed_rows_use_the_state_ids_and_hashes() -> None:
     from inlink.index.rows import LINK_COLUMNS, to_packed
     from inlink.index.state import link_attr_hash, link_id
