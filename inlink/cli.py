@@ -219,7 +219,7 @@ def ingest_command(
     workers: Annotated[int | None, typer.Option(
         min=0, help="Extraction processes (default: cores - 2; 0 = in this process).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=100_000,
-                                            help="Pages per committed batch.")] = 250,
+                                            help="Pages per committed batch.")] = 1000,
 ) -> None:
     """Read web archives into the index; damaged records are counted and skipped.
 
