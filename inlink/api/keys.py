@@ -128,6 +128,7 @@ class Ledger:
         self.store = store
         self.flush_interval = flush_interval
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._accounts: dict[str, _Account] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,7 +191,13 @@ class Ledger:
             acc.pending -= cost
 
     def flush(self) -> int:
-        """Write pending charges to the index in one transaction; returns how many keys."""
+        """Write pending charges to the index in one transaction; returns how many keys.
+        Flushes run one at a time: when this returns, every charge made before the call is
+        in the index (a concurrent flush's included)."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             due = {h: a.pending for h, a in self._accounts.items() if a.pending}
             for h in due:

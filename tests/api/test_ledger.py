@@ -69,3 +69,34 @@ def test_refund_and_write_back(tmp_path: Path) -> None:
         ledger.charge(hash_key(key), 10)
         ledger.stop()  # shutdown writes the last charges
         assert _balance(store, key) == 50
+
+
+def test_a_flush_waits_for_one_in_progress(tmp_path: Path) -> None:
+    """The background write-back may hold the pending charges when someone flushes: that
+    flush returns only once they are in the index."""
+    with Store(tmp_path / "k.duckdb") as store:
+        key = create_key(store, "data", 100)
+        ledger = Ledger(store, flush_interval=3600)
+        ledger.account(key)
+        ledger.charge(hash_key(key), 40)
+        entered, release = threading.Event(), threading.Event()
+        real_write = store.write
+
+        def slow_write(fn, **kw):  # type: ignore[no-untyped-def]
+            entered.set()
+            release.wait(5)
+            return real_write(fn, **kw)
+
+        store.write = slow_write  # type: ignore[method-assign]
+        background = threading.Thread(target=ledger.flush)
+        background.start()
+        assert entered.wait(5)
+        done = threading.Event()
+        waiter = threading.Thread(target=lambda: (ledger.flush(), done.set()))
+        waiter.start()
+        assert not done.wait(0.2)      # held back while the first write is in flight
+        release.set()
+        background.join(5)
+        waiter.join(5)
+        store.write = real_write  # type: ignore[method-assign]
+        assert done.is_set() and _balance(store, key) == 60
