@@ -5,13 +5,13 @@ dialect's own envelope (never a stack trace)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
@@ -206,8 +206,8 @@ async def _params(request: Request) -> Params:
         raw = await _body(request)
         if raw.strip():
             try:
-                parsed = json.loads(raw)
-            except ValueError:
+                parsed = orjson.loads(raw)  # strict JSON: no NaN/Infinity, valid UTF-8 only
+            except orjson.JSONDecodeError:
                 raise InvalidInput("body", "the POST body must be a JSON object") from None
             if not isinstance(parsed, dict):
                 raise InvalidInput("body", "the POST body must be a JSON object")
