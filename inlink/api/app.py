@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +22,7 @@ from inlink import __version__
 from inlink.api import keys
 from inlink.api.cache import AnswerCache
 from inlink.api.dialects import seranking_data as data
+from inlink.api.dialects import seranking_data_openapi as docs
 from inlink.api.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, UnknownEndpoint
 from inlink.api.exports import Exports
 from inlink.api.output import check_output, render
@@ -87,11 +89,28 @@ def create_app(settings: Settings) -> FastAPI:
     for ep in data.ENDPOINTS:
         handler = _handler(settings, ep)
         for method in ep.methods:  # one route per method: OpenAPI wants unique operation ids
+            extra: dict[str, Any] = {"parameters": docs.openapi_parameters(ep.path, method),
+                                     "security": [{"apikey": []}, {"token": []}]}
+            if method == "POST":
+                extra["requestBody"] = docs.openapi_body(ep.path)
             app.add_api_route(data.PREFIX + ep.path, handler, methods=[method],
                               operation_id=f"{handler.__name__}_{method.lower()}",
                               summary=ep.summary, tags=["SE Ranking Data API"],
                               description=f"Cost: {ep.cost} credits per target (seed 001).",
-                              response_class=Response)
+                              response_class=Response, openapi_extra=extra)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apikey": {"type": "apiKey", "in": "query", "name": "apikey"},
+                "token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                          "description": "`Token KEY`"}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/export/{token}/{file_name}", tags=["SE Ranking Data API"],
              summary="Download a finished export (.csv.gz)", response_class=Response,

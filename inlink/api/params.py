@@ -22,6 +22,8 @@ class Params:
                  aliases: Mapping[str, str] | None = None) -> None:
         self._aliases = {k.lower(): v for k, v in (aliases or {}).items()}
         self._values: dict[str, list[Any]] = {}
+        #: Every name an endpoint asked for, as it spelled it (the OpenAPI test reads it).
+        self.asked: set[str] = set()
         for k, v in query:
             self._values.setdefault(self._name(k), []).append(v)
         for k, v in (body or {}).items():
@@ -42,14 +44,17 @@ class Params:
         return [(k, v) for k, v in self._values.items() if k not in skip]
 
     def __contains__(self, name: str) -> bool:
+        self.asked.add(name)
         return self._name(name) in self._values
 
     def all(self, name: str) -> list[Any]:
+        self.asked.add(name)
         return list(self._values.get(self._name(name), []))
 
     def get(self, name: str) -> Any:
         """The value of a single-valued parameter (None if absent); repeats are an error.
         Errors name the parameter as the caller spells it (the seed's `histogramMode`)."""
+        self.asked.add(name)
         vals = self._values.get(self._name(name))
         if not vals:
             return None
