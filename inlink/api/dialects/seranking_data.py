@@ -604,28 +604,21 @@ def _rank_points(points: list[Any], date_from: dt.date, field: str) -> list[Data
             for pt in reversed(points)]
 
 
-def _page_history(p: Params, ctx: Context) -> Prepared:
-    (target,) = _single_authority_target(p)
-    date_from, date_to, granularity = _rank_history_params(p, ctx)
+def _rank_history(fn: Callable[..., list[Any]], field: str
+                  ) -> Callable[[Params, Context], Prepared]:
+    """authority/page/history (fn = page history, `inlink_rank`) and inlink's
+    authority/domain/history (domain history, `domain_inlink_rank`)."""
+    def parse(p: Params, ctx: Context) -> Prepared:
+        (target,) = _single_authority_target(p)
+        date_from, date_to, granularity = _rank_history_params(p, ctx)
 
-    def run(store: Store) -> Data:
-        points = q.page_authority_history(store, target, date_from, date_to,
-                                          granularity)  # type: ignore[arg-type]
-        return {"ranks": _rank_points(points, date_from, "inlink_rank")}
+        def run(store: Store) -> Data:
+            points = fn(store, target, date_from, date_to, granularity)
+            return {"ranks": _rank_points(points, date_from, field)}
 
-    return Prepared(1, run)
+        return Prepared(1, run)
 
-
-def _domain_history(p: Params, ctx: Context) -> Prepared:
-    (target,) = _single_authority_target(p)
-    date_from, date_to, granularity = _rank_history_params(p, ctx)
-
-    def run(store: Store) -> Data:
-        points = q.domain_authority_history(store, target, date_from, date_to,
-                                            granularity)  # type: ignore[arg-type]
-        return {"ranks": _rank_points(points, date_from, "domain_inlink_rank")}
-
-    return Prepared(1, run)
+    return parse
 
 
 # ---------------------------------------------------------------- export
@@ -713,9 +706,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/authority/domain", 10, _GP, _authority_domain, "Domain InLink Rank (batch)"),
     Endpoint("/authority/domain/distribution", 1, ("GET",), _distribution,
              "Domain InLink Rank distribution of the referring domains or hosts"),
-    Endpoint("/authority/domain/history", 1, ("GET",), _domain_history,
+    Endpoint("/authority/domain/history", 1, ("GET",),
+             _rank_history(q.domain_authority_history, "domain_inlink_rank"),
              "Domain InLink Rank over time (inlink extension)"),
     Endpoint("/authority/page", 10, _GP, _authority_page, "InLink Rank of pages (batch)"),
-    Endpoint("/authority/page/history", 1, ("GET",), _page_history,
+    Endpoint("/authority/page/history", 1, ("GET",),
+             _rank_history(q.page_authority_history, "inlink_rank"),
              "InLink Rank of a page over time"),
 )
