@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,8 @@ from inlink.api.dialects import seranking_data as data
 from inlink.api.dialects import seranking_data_openapi as docs
 from inlink.api.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, UnknownEndpoint
 from inlink.api.exports import Exports
+from inlink.api.metrics import CONTENT_TYPE as METRICS_TYPE
+from inlink.api.metrics import ApiMetrics
 from inlink.api.output import check_output, render
 from inlink.api.params import Params
 from inlink.errors import InlinkError, InvalidInput, OutOfCredits
@@ -64,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             exports.start()
             app.state.exports = exports
             app.state.cache = AnswerCache(settings.api_cache_mb << 20)
+            app.state.metrics = ApiMetrics(lambda: _state_for_metrics(app))
             if settings.refresh_aggregates:
                 threading.Thread(target=_refresh_if_stale, args=(store,), daemon=True,
                                  name="inlink-aggregates").start()
@@ -112,6 +116,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    @app.get("/metrics", tags=["inlink"], response_class=Response,
+             summary="Prometheus metrics (text exposition format)")
+    async def metrics(request: Request) -> Response:
+        body = await asyncio.to_thread(request.app.state.metrics.render)
+        return Response(body, media_type=METRICS_TYPE)
+
     @app.get("/export/{token}/{file_name}", tags=["SE Ranking Data API"],
              summary="Download a finished export (.csv.gz)", response_class=Response,
              description="The `download_file` URL that /v1/backlinks/export/status returns "
@@ -152,6 +162,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, any_error)
     return app
+
+
+def _state_for_metrics(app: FastAPI) -> dict[str, Any]:
+    """What /metrics reads from the running server at scrape time."""
+    store: Store = app.state.store
+    exports = {str(st): int(n) for st, n in store.query(
+        "SELECT status, count(*) FROM api_exports GROUP BY 1")}
+    stats = app.state.cache.stats
+    return {"cache": {"hits": stats.hits, "misses": stats.misses, "entries": stats.entries,
+                      "bytes": stats.bytes},
+            "exports": exports, "unwritten": app.state.ledger.unwritten(),
+            "generation": store.generation}
 
 
 def _refresh_if_stale(store: Store) -> None:
@@ -236,12 +258,19 @@ async def _params(request: Request) -> Params:
 
 def _handler(settings: Settings, ep: data.Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
+        began = time.perf_counter()
         try:
-            return await _serve(request, settings, ep)
+            response = await _serve(request, settings, ep)
         except Exception as exc:  # every error in the dialect's envelope
             if not isinstance(exc, InlinkError):
                 log.exception("unhandled error on %s", request.url.path)
-            return _error_response(request, exc)
+            response = _error_response(request, exc)
+        metrics: ApiMetrics = request.app.state.metrics
+        metrics.observe(data.PREFIX + ep.path, request.method, response.status_code,
+                        time.perf_counter() - began)
+        if response.status_code == 200:
+            metrics.charged(data.PREFIX + ep.path, int(response.headers.get(COST_HEADER, 0)))
+        return response
 
     handle.__name__ = "seranking_data_" + ep.path.strip("/").replace("/", "_").replace("-", "_")
     return handle

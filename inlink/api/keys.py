@@ -151,6 +151,11 @@ class Ledger:
             except Exception:  # keep charging in memory; the next flush retries
                 log.exception("writing credit balances failed")
 
+    def unwritten(self) -> int:
+        """Credits charged in memory and not yet written to the index."""
+        with self._lock:
+            return sum(a.pending for a in self._accounts.values())
+
     def has(self, key_hash: str) -> bool:
         with self._lock:
             return key_hash in self._accounts

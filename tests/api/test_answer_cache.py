@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from inlink.api.app import REMAINING_HEADER
 from inlink.api.cache import AnswerCache
 from inlink.index.store import run
@@ -58,3 +60,32 @@ def test_cache_bounds_and_expiry() -> None:
     short = AnswerCache(ttl=-1.0)
     short.put(("k",), 1, {"a": 1}, 10)
     assert short.get(("k",), 1) is None          # expired
+
+
+def test_metrics_count_requests_credits_and_cache(api: Api) -> None:
+    key = api.new_key(100)
+    top = str(api.store.query("SELECT target_host FROM links WHERE live AND NOT internal "
+                              "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")[0][0])
+
+    def sample(text: str, name: str, **labels: str) -> float:
+        for family in text_string_to_metric_families(text):
+            for smp in family.samples:
+                if smp.name == name and all(smp.labels.get(k) == v for k, v in labels.items()):
+                    return float(smp.value)
+        return 0.0
+
+    before = api.client.get("/metrics").text
+    api.client.get(V1 + "/count", params={"apikey": key, "target": top})
+    api.client.get(V1 + "/count", params={"apikey": key, "target": top, "limit": "x",
+                                          "mode": "site"})
+    after = api.client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    route = V1 + "/count"
+    for status, n in (("200", 1), ("400", 1)):
+        assert sample(after.text, "inlink_api_requests_total", route=route, method="GET",
+                      status=status) == sample(before, "inlink_api_requests_total",
+                                               route=route, method="GET", status=status) + n
+    assert sample(after.text, "inlink_credits_charged_total", route=route) == \
+        sample(before, "inlink_credits_charged_total", route=route) + 10
+    assert sample(after.text, "inlink_answer_cache", what="misses") >= 1
+    assert "inlink_api_request_seconds_bucket" in after.text
