@@ -145,7 +145,7 @@ from inlink.query import heavy
 store = Store(sys.argv[1], read_only=True)
 t = q.resolve_target(sys.argv[2], sys.argv[3])
 out = {}
-with heavy._bypass():
+with heavy.bypass():
     for name, fn in (("summary", lambda: q.summarize(store, [t])),
                      ("anchors", lambda: q.list_anchors(store, t, limit=100)),
                      ("refdomains", lambda: q.list_refdomains(store, t, limit=100))):

@@ -32,6 +32,7 @@ from inlink.api.output import check_output, render
 from inlink.api.params import Params
 from inlink.errors import InlinkError, InvalidInput, OutOfCredits
 from inlink.index.store import Store
+from inlink.query import heavy, indexes
 from inlink.settings import Settings
 
 log = logging.getLogger("inlink.api")
@@ -57,8 +58,6 @@ def create_app(settings: Settings) -> FastAPI:
             keys.ensure_schema(store)
             app.state.store = store
             app.state.secret = keys.load_secret(store)
-            from inlink.query import indexes
-
             indexes.ensure(store)  # keyed reads of listings (inlink.query.indexes)
             ledger = keys.Ledger(store)
             ledger.start()
@@ -85,10 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", tags=["inlink"])
     async def healthz(request: Request) -> dict[str, Any]:
-        stats = request.app.state.cache.stats
         return {"status": "ok", "version": __version__,
-                "answer_cache": {"hits": stats.hits, "misses": stats.misses,
-                                 "entries": stats.entries, "bytes": stats.bytes}}
+                "answer_cache": request.app.state.cache.stats.as_dict()}
 
     for ep in data.ENDPOINTS:
         handler = _handler(settings, ep)
@@ -169,18 +166,13 @@ def _state_for_metrics(app: FastAPI) -> dict[str, Any]:
     store: Store = app.state.store
     exports = {str(st): int(n) for st, n in store.query(
         "SELECT status, count(*) FROM api_exports GROUP BY 1")}
-    stats = app.state.cache.stats
-    return {"cache": {"hits": stats.hits, "misses": stats.misses, "entries": stats.entries,
-                      "bytes": stats.bytes},
-            "exports": exports, "unwritten": app.state.ledger.unwritten(),
-            "generation": store.generation}
+    return {"cache": app.state.cache.stats.as_dict(), "exports": exports,
+            "unwritten": app.state.ledger.unwritten(), "generation": store.generation}
 
 
 def _refresh_if_stale(store: Store) -> None:
     """Materialize heavy targets' aggregates when the index changed since they were stored
     (answers are computed live meanwhile; inlink.query.heavy)."""
-    from inlink.query import heavy
-
     try:
         if not heavy.is_fresh(store):
             done = heavy.refresh(store)
@@ -204,11 +196,6 @@ def _error_response(request: Request, exc: BaseException,
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Token"}
     return Response(content, status_code=status, media_type=media_type, headers=headers)
-
-
-def _cached(ledger: keys.Ledger, key: str) -> bool:
-    """True when the ledger holds the key's balance (no index read needed)."""
-    return ledger.has(keys.hash_key(key))
 
 
 def _api_key(request: Request) -> str:
@@ -279,20 +266,21 @@ def _handler(settings: Settings, ep: data.Endpoint) -> Callable[[Request], Await
 async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Response:
     store: Store = request.app.state.store
     key = _api_key(request)
+    key_hash = keys.hash_key(key)
     ledger: keys.Ledger = request.app.state.ledger
-    known = ledger.account(key) if _cached(ledger, key) else await asyncio.to_thread(
-        ledger.account, key)
+    known = ledger.peek(key_hash) or await asyncio.to_thread(ledger.account, key)
     if known is None or known[0] != data.DIALECT:
         raise Unauthorized("unknown API key (Data API keys are UUIDs; Project API keys are "
                            "not accepted here)", "apikey")
     params = await _params(request)
     fmt = check_output(params.text("output"))
-    ctx = data.Context(settings.today(), request.app.state.secret, keys.hash_key(key),
+    ctx = data.Context(settings.today(), request.app.state.secret, key_hash,
                        request.app.state.exports, str(request.base_url).rstrip("/"))
     prepared = ep.parse(params, ctx)
     cost = ep.cost * prepared.targets
     if known[1] < cost:  # cheap early refusal; the charge below is the real check
         raise OutOfCredits(cost, known[1])
+    rendered: tuple[bytes, str] | None = None
     if prepared.charged is not None:
         result, cost, remaining = await asyncio.to_thread(prepared.charged, store, cost)
     else:
@@ -306,17 +294,13 @@ async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Res
         else:
             result = await asyncio.to_thread(prepared.run, store)
             if ck is not None:
-                content, media_type = render(result, fmt)
-                size = len(content) if fmt == "json" else len(render(result, "json")[0])
+                rendered = render(result, fmt)
+                size = len(rendered[0]) if fmt == "json" else len(render(result, "json")[0])
                 cache.put(ck, generation, result, size)
-                remaining = ledger.charge(ctx.key_hash, cost)
-                return Response(content, media_type=media_type,
-                                headers={COST_HEADER: str(cost),
-                                         REMAINING_HEADER: str(remaining)})
         # Charged only for an answer: if a concurrent call spent the balance meanwhile, the
         # ledger refuses and nothing is returned.
-        remaining = ledger.charge(ctx.key_hash, cost)
-    content, media_type = render(result, fmt)
+        remaining = ledger.charge(key_hash, cost)
+    content, media_type = rendered or render(result, fmt)
     return Response(content, media_type=media_type,
                     headers={COST_HEADER: str(cost), REMAINING_HEADER: str(remaining)})
 

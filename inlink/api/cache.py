@@ -43,6 +43,10 @@ class CacheStats:
     entries: int = 0
     bytes: int = 0
 
+    def as_dict(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "entries": self.entries,
+                "bytes": self.bytes}
+
 
 class AnswerCache:
     def __init__(self, max_bytes: int = 256 << 20, ttl: float = 600.0) -> None:

@@ -217,7 +217,8 @@ class Exports:
             busy = run(conn, "SELECT task_id FROM api_exports WHERE key_hash = ? AND "
                              "status IN (?, ?) LIMIT 1", [key_hash, QUEUED, PROCESSING])
             if busy:
-                return Submitted(REJECTED, None, 0, self.ledger.charge(key_hash, 0))
+                known = self.ledger.peek(key_hash)
+                return Submitted(REJECTED, None, 0, known[1] if known else 0)
             left = self.ledger.charge(key_hash, cost)  # OutOfCredits: nothing inserted
             charged = True
             run(conn, "INSERT INTO api_exports (task_id, key_hash, target, mode, status, "
@@ -236,12 +237,13 @@ class Exports:
         return out
 
     def status(self, key_hash: str, task_id: str) -> Task | None:
-        """The key's own task, or None (unknown id, someone else's, or expired)."""
-        self._expire()
+        """The key's own task, or None (unknown id, someone else's, or expired: the worker
+        deletes expired tasks, a status call only reads)."""
         rows = self.store.query(
             "SELECT task_id, key_hash, target, mode, status, file_name, rows, error, "
-            "created_at FROM api_exports WHERE task_id = ? AND key_hash = ?",
-            [task_id, key_hash])
+            "created_at FROM api_exports WHERE task_id = ? AND key_hash = ? AND NOT "
+            "(status IN (?, ?) AND finished_at < ?)",
+            [task_id, key_hash, COMPLETE, FAILED, self.clock() - self.ttl])
         return Task(*rows[0]) if rows else None
 
     def token(self, task_id: str) -> str:
@@ -282,12 +284,7 @@ class Exports:
             self._expire()
 
     def _claim(self) -> Task | None:
-        with self._claiming:
-            if not self._running.is_set():
-                return None
-            return self._claim_next()
-
-    def _claim_next(self) -> Task | None:
+        """Mark the oldest queued task processing and return it (None: none, or paused)."""
         def fn(conn: duckdb.DuckDBPyConnection) -> Task | None:
             rows = run(conn, "SELECT task_id, key_hash, target, mode, status, file_name, rows, "
                              "error, created_at FROM api_exports WHERE status = ? "
@@ -298,7 +295,8 @@ class Exports:
                 [PROCESSING, rows[0][0]])
             return Task(*rows[0])
 
-        return self.store.write(fn, data=False)
+        with self._claiming:
+            return self.store.write(fn, data=False) if self._running.is_set() else None
 
     def run_task(self, task: Task) -> tuple[int, int]:
         """Write the task's file: every live backlink of its target, newest first."""
@@ -313,15 +311,16 @@ class Exports:
         except Exception as exc:  # the task fails, the server goes on
             log.exception("export %s failed", task.task_id)
             reason = str(exc) if isinstance(exc, InlinkError) else "internal error"
-            self.store.write(lambda conn: run(
-                conn, "UPDATE api_exports SET status = ?, error = ?, finished_at = ? "
-                      "WHERE task_id = ?", [FAILED, reason, self.clock(), task.task_id]),
-                data=False)
-            return
+            self._finish(task.task_id, FAILED, error=reason)
+        else:
+            self._finish(task.task_id, COMPLETE, rows=n, size=size)
+
+    def _finish(self, task_id: str, status: str, *, rows: int | None = None,
+                size: int | None = None, error: str | None = None) -> None:
         self.store.write(lambda conn: run(
-            conn, "UPDATE api_exports SET status = ?, rows = ?, bytes = ?, finished_at = ? "
-                  "WHERE task_id = ?", [COMPLETE, n, size, self.clock(), task.task_id]),
-            data=False)
+            conn, "UPDATE api_exports SET status = ?, rows = ?, bytes = ?, error = ?, "
+                  "finished_at = ? WHERE task_id = ?",
+            [status, rows, size, error, self.clock(), task_id]), data=False)
 
     def _expire(self) -> None:
         """Forget finished tasks older than the ttl, and delete their files."""

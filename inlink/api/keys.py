@@ -156,23 +156,26 @@ class Ledger:
         with self._lock:
             return sum(a.pending for a in self._accounts.values())
 
-    def has(self, key_hash: str) -> bool:
+    def peek(self, key_hash: str) -> tuple[str, int] | None:
+        """(dialect, balance) of a key the ledger holds; None when it has not read it yet."""
         with self._lock:
-            return key_hash in self._accounts
+            acc = self._accounts.get(key_hash)
+            return None if acc is None else (acc.dialect, acc.balance)
 
     def account(self, key: str) -> tuple[str, int] | None:
         """(dialect, balance) of a key, or None when the index does not know it. A known key
         is read from the index once and then served from memory."""
-        h = hash_key(key)
-        with self._lock:
-            acc = self._accounts.get(h)
-            if acc is not None:
-                return acc.dialect, acc.balance
-        rows = self.store.query("SELECT dialect, balance FROM api_keys WHERE key_hash = ?", [h])
+        key_hash = hash_key(key)
+        known = self.peek(key_hash)
+        if known is not None:
+            return known
+        rows = self.store.query("SELECT dialect, balance FROM api_keys WHERE key_hash = ?",
+                                [key_hash])
         if not rows:
             return None
         with self._lock:
-            acc = self._accounts.setdefault(h, _Account(str(rows[0][0]), int(rows[0][1])))
+            acc = self._accounts.setdefault(key_hash,
+                                            _Account(str(rows[0][0]), int(rows[0][1])))
             return acc.dialect, acc.balance
 
     def charge(self, key_hash: str, cost: int) -> int:
@@ -223,12 +226,6 @@ class Ledger:
                     self._accounts[h].pending += spent
             raise
         return len(due)
-
-    def forget(self) -> None:
-        """Flush, then drop every cached balance (after keys were changed in the index)."""
-        self.flush()
-        with self._lock:
-            self._accounts = {h: a for h, a in self._accounts.items() if a.pending}
 
 
 def load_secret(store: Store) -> bytes:

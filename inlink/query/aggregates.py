@@ -5,12 +5,12 @@ targets in one statement), anchors, referring domains, referring IPs, indexed pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeVar
 
 from inlink.errors import InvalidInput
 from inlink.index.store import Store
-from inlink.query import heavy, small
+from inlink.query import heavy, rankcache, small
 from inlink.query.models import (
     BACKLINK_KINDS,
     CountItem,
@@ -31,6 +31,8 @@ from inlink.query.sql import (
     label_sql,
     scope_sql,
 )
+
+T = TypeVar("T")
 
 #: Seed 001: batch endpoints take "100 maximum" targets.
 MAX_TARGETS = 100
@@ -94,10 +96,8 @@ def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
     _check_targets(targets)
     stored = _stored_summaries(store, targets)
     if stored:
-        rest = iter(metrics(store, [t for i, t in enumerate(targets) if i not in stored])
-                    if len(stored) < len(targets) else [])
-        return [Metrics(t, *(_ints_of(stored[i])[:8])) if i in stored else next(rest)
-                for i, t in enumerate(targets)]
+        return _merge_stored(targets, stored, lambda s, t: Metrics(t, *_ints_of(s)),
+                             lambda rest: metrics(store, rest))
     base, params = backlinks_sql(targets)
     fetched = small.fetch(store, base, params)
     if fetched is not None:
@@ -114,14 +114,23 @@ _COUNT_FIELD = {"count(*)": "backlinks", "count(DISTINCT dom)": "refdomains",
 
 def _stored_summaries(store: Store, targets: Sequence[Target]) -> dict[int, Summary]:
     """Materialized summaries of the heavy targets among these (inlink.query.heavy)."""
-    if heavy.bypassed():
-        return {}
     out = {}
     for i, t in enumerate(targets):
         s = heavy.summary(store, t)
         if s is not None:
             out[i] = s
     return out
+
+
+def _merge_stored(targets: Sequence[Target], stored: dict[int, Summary],
+                  answer: Callable[[Summary, Target], T],
+                  compute: Callable[[list[Target]], list[T]]) -> list[T]:
+    """Answers in target order: from the stored summaries where there is one, the rest
+    computed in one call."""
+    missing = [t for i, t in enumerate(targets) if i not in stored]
+    rest = iter(compute(missing) if missing else [])
+    return [answer(stored[i], t) if i in stored else next(rest)
+            for i, t in enumerate(targets)]
 
 
 def _ints_of(s: Summary) -> list[int]:
@@ -133,10 +142,8 @@ def _count(store: Store, targets: Sequence[Target], expr: str) -> list[int]:
     _check_targets(targets)
     stored = _stored_summaries(store, targets)
     if stored:
-        missing = [t for i, t in enumerate(targets) if i not in stored]
-        rest = iter(_count(store, missing, expr) if missing else [])
-        return [getattr(stored[i], _COUNT_FIELD[expr]) if i in stored else next(rest)
-                for i in range(len(targets))]
+        return _merge_stored(targets, stored, lambda s, _t: int(getattr(s, _COUNT_FIELD[expr])),
+                             lambda rest: _count(store, rest, expr))
     base, params = backlinks_sql(targets)
     fetched = small.fetch(store, base, params)
     if fetched is not None:
@@ -186,8 +193,6 @@ def _target_ranks(store: Store, ctx: Ctx,
     out = [(0, 0, 0, 0, c[0]) for c in cands]
     if ctx.run_id is None:
         return out
-    from inlink.query import rankcache
-
     keys = sorted({k for c in cands for k in c})
     pages = {k: (r, r1) for k, (r, r1, _) in rankcache.page_ranks(store, ctx.run_id,
                                                                   keys).items()}
@@ -213,10 +218,9 @@ def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
     if (top_anchors, top_pages, top_tlds, top_countries) == _SUMMARY_DEFAULTS:
         stored = _stored_summaries(store, targets)
         if stored:
-            missing = [t for i, t in enumerate(targets) if i not in stored]
-            rest = iter(summarize(store, missing) if missing else [])
-            return [dataclasses.replace(stored[i], target=t) if i in stored else next(rest)
-                    for i, t in enumerate(targets)]
+            return _merge_stored(targets, stored,
+                                 lambda s, t: dataclasses.replace(s, target=t),
+                                 lambda rest: summarize(store, rest))
     ctx = context(store)
     base, params = backlinks_sql(targets)
     n = max(top_anchors, top_pages, top_tlds, top_countries)
@@ -318,10 +322,9 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
     _check_limit(limit)
     if order_by not in ("backlinks", "refdomains"):
         raise InvalidInput("order_by", f"{order_by!r} is not one of backlinks, refdomains")
-    if not heavy.bypassed():
-        stored = heavy.group_rows(store, target, _GROUP_NAMES[key], order_by, limit)
-        if stored is not None:
-            return stored
+    stored = heavy.group_rows(store, target, _GROUP_NAMES[key], order_by, limit)
+    if stored is not None:
+        return stored
     base, params = backlinks_sql([target])
     fetched = small.fetch(store, base, params)
     if fetched is not None:
@@ -404,10 +407,9 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
     if order_by not in _REFDOMAIN_ORDER:
         raise InvalidInput("order_by", f"{order_by!r} is not one of "
                                        f"{', '.join(_REFDOMAIN_ORDER)}")
-    if not heavy.bypassed():
-        stored = heavy.refdomains(store, target, order_by, limit)
-        if stored is not None:
-            return stored
+    stored = heavy.refdomains(store, target, order_by, limit)
+    if stored is not None:
+        return stored
     ctx = context(store)
     base, params = backlinks_sql([target])
     fetched = small.fetch(store, base, params)
@@ -428,30 +430,19 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
 def _refdomains_small(store: Store, ctx: Ctx, rows: list[small.Row], order_by: str,
                       limit: int) -> list[RefDomain]:
     """list_refdomains() from fetched rows: groups in Python, ranks from the run in memory."""
-    groups: dict[str, list[Any]] = {}
-    for r in rows:
-        g = groups.get(r[small.DOM])
-        if g is None:
-            groups[r[small.DOM]] = [1, 0 if r[small.NF] else 1, r[small.FIRST], r[small.LAST]]
-            continue
-        g[0] += 1
-        g[1] += 0 if r[small.NF] else 1
-        g[2] = min(g[2], r[small.FIRST])
-        g[3] = max(g[3], r[small.LAST])
-    doms = sorted(groups)
+    groups = sorted(small.groups(rows, small.DOM))
+    doms = [g[0] for g in groups]
     dr: dict[str, int] = {}
     ir: dict[str, int] = {}
     if ctx.run_id is not None and doms:
-        from inlink.query import rankcache
-
         dr = {d: r for d, (r, _) in rankcache.domain_ranks(store, ctx.run_id, doms).items()}
         homes = {f"{s}://{w}{d}/": d for d in doms for s in ("http", "https")
                  for w in ("", "www.")}
         for k, (v, _, _) in rankcache.page_ranks(store, ctx.run_id, sorted(homes)).items():
             d = homes[k]
             ir[d] = max(ir.get(d, 0), v)
-    out = [RefDomain(d, g[0], g[1], g[2], g[3], dr.get(d, 0), ir.get(d, 0))
-           for d, g in sorted(groups.items())]
+    out = [RefDomain(d, bl, df, fs, ls, dr.get(d, 0), ir.get(d, 0))
+           for d, bl, _, _, df, fs, ls in groups]
     if order_by == "first_seen":
         out.sort(key=lambda x: x.first_seen, reverse=True)  # stable: domain order kept
     elif order_by == "domain_inlink_rank":

@@ -51,15 +51,12 @@ def page_authority_history(store: Store, target: Target, date_from: dt.date, dat
         return page_rank_history(store, target.key, date_from, date_to, granularity)
     if target.mode is not Mode.HOST:
         raise InvalidInput("target", "page history needs a page URL or a host (its root page)")
-    ((*_, page),) = _target_ranks(store, context(store), [target])
-    history = page_rank_history(store, page, date_from, date_to, granularity)
-    if not history:  # the current run may not know the page; an older one may
-        for scheme in ("https", "http"):
-            history = page_rank_history(store, f"{scheme}://{target.value}/", date_from,
-                                        date_to, granularity)
-            if history:
-                break
-    return history
+    ((*_, best),) = _target_ranks(store, context(store), [target])
+    # the current run's best root page first; the other scheme if only older runs know it
+    for page in dict.fromkeys((best, f"https://{target.value}/", f"http://{target.value}/")):
+        if history := page_rank_history(store, page, date_from, date_to, granularity):
+            return history
+    return []
 
 
 def domain_authority_history(store: Store, target: Target, date_from: dt.date,

@@ -38,6 +38,7 @@ from inlink.query.sql import (
     scope_sql,
     sort_sql,
 )
+from inlink.rank.graph import passing_link
 
 #: Backlink's columns in dataclass order (group_count and indirect_path are added after).
 ROW_FIELDS: tuple[str, ...] = tuple(
@@ -321,8 +322,6 @@ def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> di
     if not ids:
         return {}
     cols = [("NULL" if FIELDS[name].join else ctx.expr(FIELDS[name].sql)) for name in ROW_FIELDS]
-    from inlink.rank.graph import passing_link
-
     links = store.query(
         f"SELECT {', '.join(cols)}, ({passing_link('l.')}) AS _passes FROM links l "
         f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}")

@@ -11,14 +11,34 @@ import networkx as nx
 import numpy as np
 import pytest
 from rank_helpers import (
-    A, B, BX, C, HUB, NEW, OLD, SMALL_WEB_EDGES, SMALL_WEB_NODES, Web, day, link, page,
+    BX,
+    HUB,
+    NEW,
+    OLD,
+    SMALL_WEB_EDGES,
+    SMALL_WEB_NODES,
+    A,
+    C,
+    Web,
+    day,
+    link,
+    page,
     small_web,
 )
 
 from inlink.index.store import Store
 from inlink.rank import (
-    RankParams, backlink_rank, domain_rank, domain_rank_history, explain, list_runs,
-    load_run, page_rank, page_rank_history, rank_distribution, run_rank,
+    RankParams,
+    backlink_rank,
+    domain_rank,
+    domain_rank_history,
+    explain,
+    list_runs,
+    load_run,
+    page_rank,
+    page_rank_history,
+    rank_distribution,
+    run_rank,
 )
 from inlink.settings import Settings
 from inlink.urls import normalize_url

@@ -7,7 +7,8 @@ store (no HTTP), then ranked. Skipped while the world's truth API is not importa
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -49,14 +50,22 @@ def crawl_day(w: world_model.World, store: Store) -> None:
     IndexWriter(store).apply(records)
 
 
-def test_farms_score_above_ordinary_domains(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def ranked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Store]]:
+    """The world crawled on day 1 straight into a store, and ranked (shared by the tests)."""
     try:
         w = world_model.World(seed=7, hosts=120, days=4)
-        store = Store(tmp_path / "world.duckdb")
+        store = Store(tmp_path_factory.mktemp("rank") / "world.duckdb")
         crawl_day(w, store)
     except (AttributeError, TypeError) as exc:   # the world is still being written
         pytest.skip(f"world API not ready: {exc}")
     run_rank(store, Settings(as_of=w.date_of(DAY)))
+    yield w, store
+    store.close()
+
+
+def test_farms_score_above_ordinary_domains(ranked: tuple[Any, Store]) -> None:
+    w, store = ranked
     farm = set(w.hosts.domain[i] for i in np.flatnonzero(w.hosts.is_farm))
     rows = store.query("SELECT target, score FROM rank_spam WHERE kind = 'domain' AND run_id = "
                        "(SELECT run_id FROM rank_current)")
@@ -68,20 +77,13 @@ def test_farms_score_above_ordinary_domains(tmp_path: Path) -> None:
     assert min(farm_scores) > p90, (sorted(farm_scores), p90)
     # and the money site the farm pushes does get authority from it
     assert domain_rank(store, next(iter(farm))) is not None
-    store.close()
 
 
-def test_scores_match_networkx_on_the_synthetic_web(tmp_path: Path) -> None:
+def test_scores_match_networkx_on_the_synthetic_web(ranked: tuple[Any, Store]) -> None:
     """Issue 4 §2 on the synthetic web: the default run (float32, L1 change < 1e-6) is within
     1e-6 L1 of networkx.pagerank stopped on the same L1 change; pages without passing
     in-links sit exactly on the floor (rank 0); rank never decreases with score."""
-    try:
-        w = world_model.World(seed=7, hosts=120, days=4)
-        store = Store(tmp_path / "world.duckdb")
-        crawl_day(w, store)
-    except (AttributeError, TypeError) as exc:   # the world is still being written
-        pytest.skip(f"world API not ready: {exc}")
-    run_rank(store, Settings(as_of=w.date_of(DAY)))
+    w, store = ranked
     snap = load_snapshot(store.cursor())
     n = len(snap.page_keys)
     g = nx.DiGraph()
@@ -98,4 +100,3 @@ def test_scores_match_networkx_on_the_synthetic_web(tmp_path: Path) -> None:
     assert unlinked and len({v[0] for v in unlinked}) == 1 and {v[1] for v in unlinked} == {0}
     by_score = sorted(got.values())
     assert [v[1] for v in by_score] == sorted(v[1] for v in by_score)
-    store.close()

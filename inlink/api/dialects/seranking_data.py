@@ -90,22 +90,25 @@ def _mode(p: Params) -> str:
     return p.text("mode", "host", choices=("domain", "host", "url")) or "host"
 
 
-def _targets(p: Params, *, batch: bool) -> list[Target]:
+def _targets(p: Params, *, batch: bool, guess_mode: bool = False) -> list[Target]:
+    """The request's targets. `guess_mode` (the authority endpoints, which the seed gives no
+    `mode`): unless `mode` is sent, a target with a scheme is a page (url) and one without
+    is a host."""
     given = [t for t in p.all("target")]
     if not given:
         raise InvalidInput("target", "is required: a root domain, host or URL")
     if not batch and len(given) > 1:
         raise InvalidInput("target", "this endpoint takes a single target; batch endpoints "
-                                     "are summary, metrics and the */count ones")
+                                     "are summary, metrics, authority and the */count ones")
     if len(given) > MAX_TARGETS:
         raise InvalidInput("target", f"at most {MAX_TARGETS} targets per request, "
                                      f"got {len(given)}")
-    mode = _mode(p)
+    mode = None if guess_mode and p.get("mode") in (None, "") else _mode(p)
     out = []
     for t in given:
         if not isinstance(t, str):
             raise InvalidInput("target", f"expected a string, got {t!r}")
-        out.append(resolve_target(t, mode))
+        out.append(resolve_target(t, mode or ("url" if "://" in t.strip()[:12] else "host")))
     return out
 
 
@@ -506,32 +509,6 @@ def _refdomains_history_count(p: Params, ctx: Context) -> Prepared:
 
 # ---------------------------------------------------------------- authority
 
-def _authority_targets(p: Params) -> list[Target]:
-    """Targets of the authority endpoints: the seed gives them no `mode`, so a target with a
-    scheme is a page (url) and one without is a host; an explicit `mode` wins."""
-    if "mode" in p and p.get("mode") not in (None, ""):
-        return _targets(p, batch=True)
-    given = p.all("target")
-    if not given:
-        raise InvalidInput("target", "is required: a root domain, host or URL")
-    if len(given) > MAX_TARGETS:
-        raise InvalidInput("target", f"at most {MAX_TARGETS} targets per request, "
-                                     f"got {len(given)}")
-    out = []
-    for t in given:
-        if not isinstance(t, str):
-            raise InvalidInput("target", f"expected a string, got {t!r}")
-        has_scheme = "://" in t.strip()[:12]
-        out.append(resolve_target(t, "url" if has_scheme else "host"))
-    return out
-
-
-def _single_authority_target(p: Params) -> list[Target]:
-    if len(p.all("target")) > 1:
-        raise InvalidInput("target", "this endpoint takes a single target")
-    return _authority_targets(p)
-
-
 def _site_of(t: Target) -> str:
     """scheme://host of a URL target, else the host or domain (seed /authority/domain rows)."""
     given = t.given.strip()
@@ -540,35 +517,17 @@ def _site_of(t: Target) -> str:
     return t.host or t.value
 
 
-def _authority(p: Params, ctx: Context) -> Prepared:
-    targets = _authority_targets(p)
+def _authority(row: Callable[[q.Authority], Data]) -> Callable[[Params, Context], Prepared]:
+    """authority, authority/page and authority/domain: the same lookup, their own rows."""
+    def parse(p: Params, ctx: Context) -> Prepared:
+        targets = _targets(p, batch=True, guess_mode=True)
 
-    def run(store: Store) -> Data:
-        return {"pages": [{"url": a.url, "inlink_rank": a.inlink_rank,
-                           "domain_inlink_rank": a.domain_inlink_rank}
-                          for a in q.authority(store, targets)]}
+        def run(store: Store) -> Data:
+            return {"pages": [row(a) for a in q.authority(store, targets)]}
 
-    return Prepared(len(targets), run)
+        return Prepared(len(targets), run)
 
-
-def _authority_page(p: Params, ctx: Context) -> Prepared:
-    targets = _authority_targets(p)
-
-    def run(store: Store) -> Data:
-        return {"pages": [{"url": a.url, "inlink_rank": a.inlink_rank}
-                          for a in q.authority(store, targets)]}
-
-    return Prepared(len(targets), run)
-
-
-def _authority_domain(p: Params, ctx: Context) -> Prepared:
-    targets = _authority_targets(p)
-
-    def run(store: Store) -> Data:
-        return {"pages": [{"url": _site_of(a.target), "domain_inlink_rank": a.domain_inlink_rank}
-                          for a in q.authority(store, targets)]}
-
-    return Prepared(len(targets), run)
+    return parse
 
 
 def _distribution(p: Params, ctx: Context) -> Prepared:
@@ -609,7 +568,7 @@ def _rank_history(fn: Callable[..., list[Any]], field: str
     """authority/page/history (fn = page history, `inlink_rank`) and inlink's
     authority/domain/history (domain history, `domain_inlink_rank`)."""
     def parse(p: Params, ctx: Context) -> Prepared:
-        (target,) = _single_authority_target(p)
+        (target,) = _targets(p, batch=False, guess_mode=True)
         date_from, date_to, granularity = _rank_history_params(p, ctx)
 
         def run(store: Store) -> Data:
@@ -701,15 +660,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/export/status", 0, ("GET",), _export_status,
              "Status of an export task, with its download URL when complete",
              cacheable=False),
-    Endpoint("/authority", 100, _GP, _authority,
-             "InLink Rank and Domain InLink Rank (batch)"),
-    Endpoint("/authority/domain", 10, _GP, _authority_domain, "Domain InLink Rank (batch)"),
+    Endpoint("/authority", 100, _GP, _authority(
+        lambda a: {"url": a.url, "inlink_rank": a.inlink_rank,
+                   "domain_inlink_rank": a.domain_inlink_rank}),
+        "InLink Rank and Domain InLink Rank (batch)"),
+    Endpoint("/authority/domain", 10, _GP, _authority(
+        lambda a: {"url": _site_of(a.target), "domain_inlink_rank": a.domain_inlink_rank}),
+        "Domain InLink Rank (batch)"),
     Endpoint("/authority/domain/distribution", 1, ("GET",), _distribution,
              "Domain InLink Rank distribution of the referring domains or hosts"),
     Endpoint("/authority/domain/history", 1, ("GET",),
              _rank_history(q.domain_authority_history, "domain_inlink_rank"),
              "Domain InLink Rank over time (inlink extension)"),
-    Endpoint("/authority/page", 10, _GP, _authority_page, "InLink Rank of pages (batch)"),
+    Endpoint("/authority/page", 10, _GP, _authority(
+        lambda a: {"url": a.url, "inlink_rank": a.inlink_rank}),
+        "InLink Rank of pages (batch)"),
     Endpoint("/authority/page/history", 1, ("GET",),
              _rank_history(q.page_authority_history, "inlink_rank"),
              "InLink Rank of a page over time"),
