@@ -135,16 +135,16 @@ def _unchanged(raw: Any) -> list[Extracted | str]:
 
 
 def extract_mode_for(mode: str, cpus: int | None = None) -> str:
-    """`auto` -> `process` with more than 2 CPUs, else `thread`.
+    """`auto` -> `process` with 2 CPUs or more, else `thread`.
 
-    On 2 cores the world server or the index writer takes the second core anyway, and a
-    process costs ~0.7 ms CPU per page more than a thread (the worker's start-up imports,
-    pickling, unpickling the links, the pool's threads): bench/crawl_bench.py --quick measured
-    1.8 vs 2.5 ms per page, and 570 vs 490 pages/s.
+    The extraction worker also classifies and packs the page's link rows (index.rows), so a
+    process takes that CPU off the crawl's event loop and the index writer: `inlink bench
+    crawl` on 2 cores measured 1,262 pages/s with a process against 890 with a thread and
+    904 inline (docs/benchmarks.md). On one CPU a process only adds pickling.
     """
     if mode != "auto":
         return mode
-    return "process" if (cpus if cpus is not None else os.cpu_count() or 1) > 2 else "thread"
+    return "process" if (cpus if cpus is not None else os.cpu_count() or 1) >= 2 else "thread"
 
 
 def _worker_init() -> None:

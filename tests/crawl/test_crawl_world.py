@@ -15,15 +15,17 @@ world_mod = pytest.importorskip("inlink.world")
 
 @pytest.mark.slow
 def test_world_days_1_to_3_match_truth(tmp_path: Path) -> None:
+    """Each day extracts in another mode (a thread, a spawned process, inline): the modes
+    are interchangeable, so the index still equals the truth."""
     w = world_mod.World(seed=7, hosts=120, days=4)
     db = tmp_path / "world.duckdb"
     days = 3
     with world_mod.serve_in_thread(w, day=1, slow_delay=0.3, trickle_max=1.0,
                                    idle_timeout=3.0) as run, Store(db) as store:
-        for day in range(1, days + 1):
+        for day, mode in zip(range(1, days + 1), ("thread", "process", "inline"), strict=True):
             run.set_day(day)
             options = CrawlOptions(resolve=run.resolve, dns=False, delay=0.01, scope="any",
-                                   timeout=3.0, read_timeout=2.0, extract_mode="thread",
+                                   timeout=3.0, read_timeout=2.0, extract_mode=mode,
                                    country=False)
             summary = crawl(store, w.seeds(), options, Settings(db=db, as_of=w.date_of(day)))
             assert summary.pages_ok > 900
