@@ -5,11 +5,12 @@ A page of backlinks needs the ranks of its source pages and domains; reading the
 ART index. Per store and run, this keeps:
 
 - domains: a dict of registrable domain -> (Domain InLink Rank, 0-1000 rank);
-- pages: DuckDB's 64-bit `hash(url_key)`, sorted, with the page's InLink Rank, 0-1000 rank
-  and the rank one of its links passes: 14 bytes a page (17 MB for 1.25M pages) instead of
-  a dict of strings. A lookup hashes the keys with the same DuckDB function (one statement
-  over the list, no table) and binary-searches. Two different keys sharing a 64-bit hash is
-  a ~1e-13 event per lookup at this size; it would show one page the other's rank.
+- pages: the first 64 bits of each url_key's MD5 (DuckDB's `md5_number_upper`), sorted,
+  with the page's InLink Rank, 0-1000 rank and the rank one of its links passes: 14 bytes
+  a page (17 MB for 1.25M pages) instead of a dict of strings. A lookup hashes the keys
+  with hashlib (the same 64 bits, no DuckDB statement: that cost a millisecond a request)
+  and binary-searches. Two different keys sharing a 64-bit hash is a ~1e-13 event per
+  lookup at this size; it would show one page the other's rank.
 
 Loaded on first use after a rank run (about 0.3 s for 1.25M pages) under a lock; a new run
 (`context().run_id`) or a reloaded store starts over.
@@ -17,6 +18,7 @@ Loaded on first use after a rank run (about 0.3 s for 1.25M pages) under a lock;
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from dataclasses import dataclass
@@ -44,8 +46,9 @@ def _load(store: Store, run_id: int) -> _Run:
     domains = {str(d): (int(r), int(r1)) for d, r, r1 in cur.execute(
         "SELECT domain, inlink_rank, rank_1000 FROM rank_domains WHERE run_id = ?",
         [run_id]).fetchall()}
-    arr = cur.execute("SELECT hash(url_key) AS h, inlink_rank, rank_1000, link_rank_1000 "
-                      "FROM rank_pages WHERE run_id = ? ORDER BY h", [run_id]).fetchnumpy()
+    arr = cur.execute("SELECT md5_number_upper(url_key) AS h, inlink_rank, rank_1000, "
+                      "link_rank_1000 FROM rank_pages WHERE run_id = ? ORDER BY h",
+                      [run_id]).fetchnumpy()
     ranks = np.stack([np.asarray(arr["inlink_rank"], dtype=np.int16),
                       np.asarray(arr["rank_1000"], dtype=np.int16),
                       np.asarray(arr["link_rank_1000"], dtype=np.int16)], axis=1)
@@ -76,14 +79,18 @@ def page_ranks(store: Store, run_id: int, keys: list[str]
     if not keys:
         return {}
     r = _run(store, run_id)
-    rows = store.cursor().execute("SELECT k, hash(k) FROM (SELECT unnest(?::VARCHAR[]) AS k)",
-                                  [keys]).fetchall()
-    if not rows or not len(r.hashes):
+    if not len(r.hashes):
         return {}
-    h = np.array([v for _, v in rows], dtype=np.uint64)
+    h = np.array([key_hash(k) for k in keys], dtype=np.uint64)
     pos = np.minimum(np.searchsorted(r.hashes, h), len(r.hashes) - 1)
     out: dict[str, tuple[int, int, int]] = {}
     for i in np.flatnonzero(r.hashes[pos] == h):
         a, b, c = r.ranks[pos[i]]
-        out[str(rows[i][0])] = (int(a), int(b), int(c))
+        out[keys[i]] = (int(a), int(b), int(c))
     return out
+
+
+def key_hash(key: str) -> int:
+    """DuckDB's `md5_number_upper(key)`: the first 8 bytes of the MD5, little-endian."""
+    return int.from_bytes(hashlib.md5(key.encode(), usedforsecurity=False).digest()[:8],
+                          "little")
