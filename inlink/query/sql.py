@@ -40,9 +40,11 @@ class Field:
 
 # Seed 001: "from the home page of the referring domain" — the root URL of the source host.
 HOME_PAGE_SQL = r"regexp_matches(l.source_key, '^https?://[^/]+/$')"
-# urls.tld: the last label of a name; IP hosts have none.
-SOURCE_TLD_SQL = (r"CASE WHEN regexp_matches(l.source_host, '^[0-9.]+$|^\[') THEN '' "
-                  r"ELSE regexp_extract(l.source_host, '[^.]+$') END")
+# urls.tld: the last label of a name; IP hosts have none. Read from the source domain, which
+# ends with the host's last label (an IP host is its own domain): the summary then reads one
+# string column less.
+SOURCE_TLD_SQL = (r"CASE WHEN regexp_matches(l.source_domain, '^[0-9.]+$|^\[') THEN '' "
+                  r"ELSE regexp_extract(l.source_domain, '[^.]+$') END")
 # Seed 001: "anchor: Link anchor text for text links. Image alt text for image links."
 ANCHOR_TEXT_SQL = ("CASE WHEN l.kind = 'image' AND l.anchor = '' THEN coalesce(l.alt, '') "
                    "ELSE l.anchor END")
