@@ -27,6 +27,12 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 #: checkpointed, recompressing the tables' last row groups each time: 3.5x slower writes
 #: (docs/ingest.md). The WAL is replayed on the next open after a crash either way.
 CHECKPOINT_THRESHOLD = "256MB"
+#: Block size of a new index file (DuckDB's default is 256 KiB; an existing file keeps its
+#: own). A small target's rows sit in one compressed segment per column, and DuckDB decodes
+#: a segment's string dictionary to read any row of it: with 64 KiB blocks a 100-backlink
+#: summary reads its rows in 3.6 ms instead of 6.8 ms on the 24M-link bench index, in a
+#: file of the same size, with whole-table scans unchanged (docs/storage.md).
+BLOCK_SIZE = 65_536
 T = TypeVar("T")
 
 
@@ -62,7 +68,8 @@ class Store:
                 self._conn = duckdb.connect(str(self.path), read_only=True)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._conn = duckdb.connect(str(self.path))
+                self._conn = duckdb.connect(str(self.path),
+                                            config={"default_block_size": str(BLOCK_SIZE)})
         except duckdb.IOException as exc:
             message = str(exc)
             if "lock" in message.lower():
