@@ -301,7 +301,8 @@ class Exports:
     def run_task(self, task: Task) -> tuple[int, int]:
         """Write the task's file: every live backlink of its target, newest first."""
         target = q.resolve_target(task.target, task.mode)
-        bq = q.BacklinkQuery(target, order=(q.Order("first_seen"),), limit=self.page_size)
+        bq = q.BacklinkQuery(target, order=(q.Order("first_seen"),), limit=self.page_size,
+                             page_fields=frozenset({"source_title"}))
         rows = q.iter_backlinks(self.store, bq, page_size=self.page_size, secret=self.secret)
         return write_csv_gz(rows, self.dir / f"{task.task_id}.csv.gz")
 

@@ -146,6 +146,9 @@ def _validate(q: BacklinkQuery) -> None:
         raise InvalidInput("offset", f"must be within 0..{MAX_OFFSET}, got {q.offset!r}")
     if q.cursor is not None and q.offset:
         raise InvalidInput("offset", "cannot be combined with a cursor")
+    if q.page_fields is not None and not q.page_fields <= PAGE_FIELDS:
+        raise InvalidInput("page_fields", "unknown source page field(s): "
+                                          + ", ".join(sorted(q.page_fields - PAGE_FIELDS)))
     if len(q.order) > MAX_ORDER_RULES:
         raise InvalidInput("order_by", f"at most {MAX_ORDER_RULES} sort rules")
     if q.group is not None:
@@ -257,7 +260,7 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     hits = hits[: q.limit]
     n = len(plan.keys)
     ids = [int(h[n - 1]) for h in hits]
-    rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}))
+    rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.page_fields)
     out: list[Backlink] = []
     for h, lid in zip(hits, ids, strict=True):
         row = rows[lid]
@@ -283,12 +286,14 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     return BacklinkPage(q.target, out, total, next_cursor)
 
 
-#: Backlink fields read from the source page (sp) and its ranks (rp, rd), by column.
+#: Backlink fields read from the source page (sp), by column.
 _PAGE_COLS = {"source_title": "title", "source_status": "status",
               "source_language": "language", "source_encoding": "encoding",
               "source_size": "size", "source_internal_links": "internal_links",
               "source_external_links": "external_links"}
 _POS = {name: i for i, name in enumerate(ROW_FIELDS)}
+#: The names `BacklinkQuery.page_fields` accepts.
+PAGE_FIELDS = frozenset(_PAGE_COLS)
 
 
 def sql_list(values: list[str] | list[int]) -> str:
@@ -312,8 +317,10 @@ def _in(column: str, values: list[str] | list[int]) -> str:
     return f"{column} IN (SELECT unnest([{sql_list(values)}]::{kind}[]))"
 
 
-def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> dict[int, Backlink]:
-    """Full rows for the link ids of a page (target domains given so zone maps prune).
+def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
+               page_fields: frozenset[str] | None = None) -> dict[int, Backlink]:
+    """Full rows for the link ids of a page (target domains given so zone maps prune), with
+    the source page's attributes in `page_fields` (None: all).
 
     Keyed reads instead of one join: joining `pages` and the rank tables would scan them
     whole for a page of rows. Pages are looked up by literal key lists through their ART
@@ -327,20 +334,21 @@ def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]) -> di
         f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}")
     keys = sorted({str(r[_POS['source_key']]) for r in links})
     doms = sorted({str(r[_POS['source_domain']]) for r in links})
+    wanted = [name for name in _PAGE_COLS if page_fields is None or name in page_fields]
     pages = {str(r[0]): r[1:] for r in store.query(
-        f"SELECT url_key, {', '.join(_PAGE_COLS.values())} FROM pages "
-        f"WHERE {_in('url_key', keys)}")} if keys else {}
+        f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in wanted)} FROM pages "
+        f"WHERE {_in('url_key', keys)}")} if keys and wanted else {}
     rp: dict[str, tuple[int, int, int]] = {}
     rd: dict[str, tuple[int, int]] = {}
     if ctx.run_id is not None and keys:
         rp = rankcache.page_ranks(store, ctx.run_id, keys)
         rd = rankcache.domain_ranks(store, ctx.run_id, doms)
     out: dict[int, Backlink] = {}
-    no_page = (None,) * len(_PAGE_COLS)
+    no_page = (None,) * len(wanted)
     for r in links:
         row = list(r[:-1])
         page = pages.get(row[_POS["source_key"]], no_page)
-        for i, name in enumerate(_PAGE_COLS):
+        for i, name in enumerate(wanted):
             row[_POS[name]] = page[i]
         prank = rp.get(row[_POS["source_key"]])
         drank = rd.get(row[_POS["source_domain"]])

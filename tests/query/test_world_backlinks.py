@@ -219,3 +219,28 @@ def test_offset_and_limits(indexed: Indexed, ts: list[Target]) -> None:
     for bad in (dict(limit=0), dict(limit=100_001), dict(offset=-1), dict(offset=20_001)):
         with pytest.raises(InvalidInput):
             find_backlinks(indexed.store, BacklinkQuery(t, **bad))  # type: ignore[arg-type]
+
+
+def test_page_fields_read_only_the_asked_source_page_attributes(indexed: Indexed,
+                                                               ts: list[Target]) -> None:
+    store = indexed.store
+    t = max(ts, key=lambda t: len(indexed.truth.backlinks(t)))
+    full = find_backlinks(store, BacklinkQuery(t, limit=500), secret=SECRET)
+    titled = find_backlinks(store, BacklinkQuery(t, limit=500,
+                                                 page_fields=frozenset({"source_title"})),
+                            secret=SECRET)
+    bare = find_backlinks(store, BacklinkQuery(t, limit=500, page_fields=frozenset()),
+                          secret=SECRET)
+    assert full.rows and any(r.source_title for r in full.rows)
+    assert any(r.source_status == 200 for r in full.rows)
+    others = ("source_status", "source_language", "source_encoding", "source_size",
+              "source_internal_links", "source_external_links")
+    for f, a, b in zip(full.rows, titled.rows, bare.rows, strict=True):
+        assert dataclasses.replace(a, **{o: getattr(f, o) for o in others}) == f
+        assert all(getattr(a, o) is None for o in others)
+        assert dataclasses.replace(b, source_title=f.source_title,
+                                   **{o: getattr(f, o) for o in others}) == f
+        assert b.source_title is None
+    with pytest.raises(InvalidInput) as err:
+        find_backlinks(store, BacklinkQuery(t, page_fields=frozenset({"source_titel"})))
+    assert err.value.name == "page_fields"
