@@ -119,6 +119,13 @@ def _cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+#: The Backlink fields `_csv_row` reads (BacklinkQuery.fields).
+EXPORT_FIELDS = frozenset({"source_url", "target_url", "source_title", "anchor_text",
+                           "nofollow", "kind", "image_url", "source_inlink_rank",
+                           "source_domain_inlink_rank", "first_seen", "last_seen", "ugc",
+                           "sponsored", "source_ip", "source_country"})
+
+
 def _csv_row(b: q.Backlink) -> tuple[Any, ...]:
     return (b.source_url, b.target_url, _cell(b.source_title or ""), _cell(b.anchor_text), "",
             "true" if b.nofollow else "false", "true" if b.kind == "image" else "false",
@@ -302,7 +309,7 @@ class Exports:
         """Write the task's file: every live backlink of its target, newest first."""
         target = q.resolve_target(task.target, task.mode)
         bq = q.BacklinkQuery(target, order=(q.Order("first_seen"),), limit=self.page_size,
-                             page_fields=frozenset({"source_title"}))
+                             fields=EXPORT_FIELDS)
         rows = q.iter_backlinks(self.store, bq, page_size=self.page_size, secret=self.secret)
         return write_csv_gz(rows, self.dir / f"{task.task_id}.csv.gz")
 

@@ -146,9 +146,9 @@ def _validate(q: BacklinkQuery) -> None:
         raise InvalidInput("offset", f"must be within 0..{MAX_OFFSET}, got {q.offset!r}")
     if q.cursor is not None and q.offset:
         raise InvalidInput("offset", "cannot be combined with a cursor")
-    if q.page_fields is not None and not q.page_fields <= PAGE_FIELDS:
-        raise InvalidInput("page_fields", "unknown source page field(s): "
-                                          + ", ".join(sorted(q.page_fields - PAGE_FIELDS)))
+    if q.fields is not None and not q.fields <= _ROW_SET:
+        raise InvalidInput("fields", "unknown backlink field(s): "
+                                     + ", ".join(sorted(q.fields - _ROW_SET)))
     if len(q.order) > MAX_ORDER_RULES:
         raise InvalidInput("order_by", f"at most {MAX_ORDER_RULES} sort rules")
     if q.group is not None:
@@ -260,7 +260,7 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     hits = hits[: q.limit]
     n = len(plan.keys)
     ids = [int(h[n - 1]) for h in hits]
-    rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.page_fields)
+    rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.fields)
     out: list[Backlink] = []
     for h, lid in zip(hits, ids, strict=True):
         row = rows[lid]
@@ -292,8 +292,14 @@ _PAGE_COLS = {"source_title": "title", "source_status": "status",
               "source_size": "size", "source_internal_links": "internal_links",
               "source_external_links": "external_links"}
 _POS = {name: i for i, name in enumerate(ROW_FIELDS)}
-#: The names `BacklinkQuery.page_fields` accepts.
-PAGE_FIELDS = frozenset(_PAGE_COLS)
+_ROW_SET = frozenset(ROW_FIELDS)
+#: Read for every row whatever `BacklinkQuery.fields` asks: its identity, the keys its ranks
+#: are looked up by, and the target (indirect links are re-targeted by it).
+KEY_FIELDS = frozenset({"link_id", "source_key", "source_domain", "target_key", "target_url",
+                        "target_host", "target_domain", "internal"})
+_RANK_FIELDS = frozenset({"source_inlink_rank", "source_rank_1000",
+                          "source_domain_inlink_rank", "source_domain_rank_1000",
+                          "link_rank_1000"})
 
 
 def sql_list(values: list[str] | list[int]) -> str:
@@ -318,9 +324,9 @@ def _in(column: str, values: list[str] | list[int]) -> str:
 
 
 def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
-               page_fields: frozenset[str] | None = None) -> dict[int, Backlink]:
-    """Full rows for the link ids of a page (target domains given so zone maps prune), with
-    the source page's attributes in `page_fields` (None: all).
+               fields: frozenset[str] | None = None) -> dict[int, Backlink]:
+    """Rows for the link ids of a page (target domains given so zone maps prune) with the
+    Backlink fields in `fields` and KEY_FIELDS (None: every field).
 
     Keyed reads instead of one join: joining `pages` and the rank tables would scan them
     whole for a page of rows. Pages are looked up by literal key lists through their ART
@@ -328,35 +334,43 @@ def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
     """
     if not ids:
         return {}
-    cols = [("NULL" if FIELDS[name].join else ctx.expr(FIELDS[name].sql)) for name in ROW_FIELDS]
+    wanted = _ROW_SET if fields is None else fields | KEY_FIELDS
+    cols = [("NULL" if FIELDS[name].join or name not in wanted else ctx.expr(FIELDS[name].sql))
+            for name in ROW_FIELDS]
+    passes = passing_link("l.") if "link_rank_1000" in wanted else "false"
     links = store.query(
-        f"SELECT {', '.join(cols)}, ({passing_link('l.')}) AS _passes FROM links l "
+        f"SELECT {', '.join(cols)}, ({passes}) AS _passes FROM links l "
         f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}")
     keys = sorted({str(r[_POS['source_key']]) for r in links})
     doms = sorted({str(r[_POS['source_domain']]) for r in links})
-    wanted = [name for name in _PAGE_COLS if page_fields is None or name in page_fields]
+    page_cols = [name for name in _PAGE_COLS if name in wanted]
     pages = {str(r[0]): r[1:] for r in store.query(
-        f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in wanted)} FROM pages "
-        f"WHERE {_in('url_key', keys)}")} if keys and wanted else {}
+        f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in page_cols)} FROM pages "
+        f"WHERE {_in('url_key', keys)}")} if keys and page_cols else {}
     rp: dict[str, tuple[int, int, int]] = {}
     rd: dict[str, tuple[int, int]] = {}
-    if ctx.run_id is not None and keys:
+    rank_cols = [name for name in _RANK_FIELDS if name in wanted]
+    ranks = bool(rank_cols)
+    if ctx.run_id is not None and keys and ranks:
         rp = rankcache.page_ranks(store, ctx.run_id, keys)
         rd = rankcache.domain_ranks(store, ctx.run_id, doms)
     out: dict[int, Backlink] = {}
-    no_page = (None,) * len(wanted)
+    no_page = (None,) * len(page_cols)
     for r in links:
         row = list(r[:-1])
         page = pages.get(row[_POS["source_key"]], no_page)
-        for i, name in enumerate(wanted):
+        for i, name in enumerate(page_cols):
             row[_POS[name]] = page[i]
-        prank = rp.get(row[_POS["source_key"]])
-        drank = rd.get(row[_POS["source_domain"]])
-        row[_POS["source_inlink_rank"]] = int(prank[0]) if prank else 0
-        row[_POS["source_rank_1000"]] = int(prank[1]) if prank else 0
-        row[_POS["link_rank_1000"]] = int(prank[2] or 0) if prank and r[-1] else 0
-        row[_POS["source_domain_inlink_rank"]] = int(drank[0]) if drank else 0
-        row[_POS["source_domain_rank_1000"]] = int(drank[1]) if drank else 0
+        if ranks:
+            prank = rp.get(row[_POS["source_key"]])
+            drank = rd.get(row[_POS["source_domain"]])
+            got = {"source_inlink_rank": int(prank[0]) if prank else 0,
+                   "source_rank_1000": int(prank[1]) if prank else 0,
+                   "link_rank_1000": int(prank[2] or 0) if prank and r[-1] else 0,
+                   "source_domain_inlink_rank": int(drank[0]) if drank else 0,
+                   "source_domain_rank_1000": int(drank[1]) if drank else 0}
+            for name in rank_cols:
+                row[_POS[name]] = got[name]
         out[int(row[0])] = make_row(tuple(row))
     return out
 

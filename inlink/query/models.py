@@ -226,10 +226,10 @@ class BacklinkQuery:
     to SE Ranking's backlinks; `status` selects live, lost or all links (seed 004
     backlinks_status_type); `include_internal` keeps links from the target's own registrable
     domain; `include_indirect` adds links to pages that redirect or canonicalize into the
-    target (seed 004 include_indirect_links). `page_fields` names the source page's
-    attributes to read (`backlinks.PAGE_FIELDS`; None: all of them); the others stay None
-    in the rows. Each costs a keyed read per source page, so a dialect asks only for what
-    it returns.
+    target (seed 004 include_indirect_links). `fields` names the `Backlink` fields to read
+    (None: all); the others are None in the rows, except the keys a row always has
+    (`backlinks.KEY_FIELDS`). Every field is a column to decode per row, and the source
+    page's attributes a keyed read per source page, so a dialect asks for what it returns.
     """
 
     target: Target
@@ -243,7 +243,7 @@ class BacklinkQuery:
     kinds: frozenset[str] = BACKLINK_KINDS
     include_internal: bool = False
     include_indirect: bool = False
-    page_fields: frozenset[str] | None = None
+    fields: frozenset[str] | None = None
 
 
 #: Largest page (seed 001 raw allows limit up to 100,000) and offset (seed 004: 20,000).

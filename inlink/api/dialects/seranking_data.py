@@ -139,8 +139,10 @@ def _text_filter(p: Params, name: str) -> str | None:
 
 # ---------------------------------------------------------------- rendering
 
-#: The only source page attribute a backlink row of seed 001 carries (its `title`).
-PAGE_FIELDS = frozenset({"source_title"})
+#: The Backlink fields `_backlink` reads (BacklinkQuery.fields): each is a column to decode.
+ROW_FIELDS = frozenset({"source_url", "target_url", "source_title", "anchor_text", "nofollow",
+                        "kind", "image_url", "source_inlink_rank",
+                        "source_domain_inlink_rank", "first_seen", "last_seen"})
 
 
 def _backlink(b: q.Backlink) -> Data:
@@ -299,7 +301,7 @@ def _all(p: Params, ctx: Context) -> Prepared:
     (target,) = _targets(p, batch=False)
     order = _BACKLINK_ORDER[p.text("order_by", "date_found", choices=_BACKLINK_ORDER) or ""]
     bq = BacklinkQuery(target, filters=_backlink_filters(p), order=(order,),
-                       limit=_limit(p), group=_per_domain(p), page_fields=PAGE_FIELDS)
+                       limit=_limit(p), group=_per_domain(p), fields=ROW_FIELDS)
 
     def run(store: Store) -> Data:
         page = q.find_backlinks(store, bq, secret=ctx.secret, with_total=False)
@@ -321,7 +323,7 @@ def _raw(p: Params, ctx: Context) -> Prepared:
                                        "requests pass the `next` value the previous page "
                                        "returned")
     bq = BacklinkQuery(target, order=(order,), limit=_limit(p, 10_000, MAX_RAW),
-                       group=_per_domain(p), cursor=cursor, page_fields=PAGE_FIELDS)
+                       group=_per_domain(p), cursor=cursor, fields=ROW_FIELDS)
 
     def run(store: Store) -> Data:
         try:
