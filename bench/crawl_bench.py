@@ -24,6 +24,7 @@ from inlink.index.crawljob import CrawlOptions, crawl
 from inlink.index.store import Store
 from inlink.index.store import run as run_sql
 from inlink.settings import Settings
+from inlink.sources.crawl import extract_mode_for
 from inlink.sources.fetcher import OverrideResolver, load_resolve_file
 from inlink.sources.frontier import split_key
 
@@ -209,6 +210,14 @@ def to_markdown(result: dict[str, Any]) -> str:
                  f"{raw['seconds']:.1f} | {raw['requests_per_s']:.0f} req/s | - | "
                  f"{raw['cpu_ms_per_request']:.2f} per request | "
                  f"{_ms(raw['server_cpu_ms_per_request'])} | - |")
+    default = extract_mode_for("auto", result["cores"])
+    mine = next((r for r in result["runs"] if r["mode"] == default), None)
+    if mine is not None:
+        verdict = "met" if mine["pages_per_s"] >= 1000 else "missed"
+        share = mine["pages_per_s"] / raw["requests_per_s"]
+        lines += ["", f"The default (`extract_mode=auto`) on {result['cores']} cores is "
+                      f"`{default}`: **{mine['pages_per_s']:.0f} pages/s** (target >= 1,000 "
+                      f"with politeness on: {verdict}); {share:.0%} of the raw GET rate."]
     lines += [
         "",
         "Reference: the URLs the first crawl requested (its pages and redirect hops, plus one "
