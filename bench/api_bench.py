@@ -228,32 +228,32 @@ def _path(endpoint: str, key: str, target: dict[str, Any]) -> str:
 
 
 def _latency(port: int, key: str, target: dict[str, Any], reps: int) -> dict[str, Any]:
-    """p50/p99 per endpoint over `reps` calls each, the endpoints taking turns call by call
-    (a burst of machine load then hits all of them alike); the first round warms caches and
-    is reported apart."""
+    """p50/p99 per endpoint over `reps` calls in a row (the endpoints do not take turns:
+    a raw page's garbage would be charged to the call after it)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    out: dict[str, Any] = {"first_ms": {}}
-    times: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
-    rows: dict[str, int] = {}
-    for i in range(reps + 1):
-        for endpoint in ENDPOINTS:
+    out: dict[str, Any] = {}
+    for endpoint in ENDPOINTS:
+        path = _path(endpoint, key, target)
+        times: list[float] = []
+        rows = 0
+        for i in range(reps + 1):
             t = time.perf_counter()
-            conn.request("GET", _path(endpoint, key, target))
+            conn.request("GET", path)
             r = conn.getresponse()
             body = r.read()
             dt_ = time.perf_counter() - t
             if r.status != 200:
                 raise RuntimeError(f"{endpoint}: HTTP {r.status}: {body[:300]!r}")
-            if i == 0:
-                out["first_ms"][endpoint] = 1000 * dt_
+            if i == 0:  # the first call warms caches; it is reported apart
+                out.setdefault("first_ms", {})[endpoint] = 1000 * dt_
                 data = json.loads(body)
-                rows[endpoint] = (data["summary"][0]["backlinks"] if endpoint == "summary"
-                                  else len(next(iter(data.values()))) if data else 0)
+                rows = len(next(iter(data.values()))) if data else 0
+                if endpoint == "summary":
+                    rows = data["summary"][0]["backlinks"]
                 continue
-            times[endpoint].append(dt_)
-    for endpoint, ts in times.items():
-        out[endpoint] = {"p50_ms": 1000 * _pct(ts, 0.5), "p99_ms": 1000 * _pct(ts, 0.99),
-                         "n": len(ts), "rows": rows[endpoint]}
+            times.append(dt_)
+        out[endpoint] = {"p50_ms": 1000 * _pct(times, 0.5), "p99_ms": 1000 * _pct(times, 0.99),
+                         "n": len(times), "rows": rows}
     conn.close()
     return out
 

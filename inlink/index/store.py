@@ -33,6 +33,11 @@ CHECKPOINT_THRESHOLD = "256MB"
 #: summary reads its rows in 3.6 ms instead of 6.8 ms on the 24M-link bench index, in a
 #: file of the same size, with whole-table scans unchanged (docs/storage.md).
 BLOCK_SIZE = 65_536
+#: Top-N queries up to this many rows sort the ORDER BY keys alone and then fetch the other
+#: columns of the rows they keep (DuckDB's late materialization; its default is 50 rows). A
+#: backlink listing is then one statement: a 101-row page of a 1M-backlink target reads in
+#: 30 ms instead of 49 ms, and a page as large as raw's 100,000-row limit qualifies.
+LATE_MATERIALIZATION_ROWS = 100_001
 T = TypeVar("T")
 
 
@@ -81,6 +86,8 @@ class Store:
         #: Committed write transactions of this Store so far. The process that writes owns
         #: the file, so an unchanged generation means unchanged data: readers key caches on it.
         self.generation = 0
+        run(self._conn, f"SET GLOBAL late_materialization_max_rows = "
+                        f"{LATE_MATERIALIZATION_ROWS}")
         if memory_limit:
             # DuckDB's default buffer pool is 80% of RAM; a crawl or ingest next to a server
             # should not grow that far (it spills to disk past the limit instead).

@@ -173,9 +173,16 @@ def _after(n_keys: int, desc: list[bool], values: list[Any]) -> tuple[str, list[
 
 
 class _Plan:
-    """The SQL of a listing: the matching rows with their sort keys (and group numbers)."""
+    """The SQL of a listing: the matching rows with their sort keys (and group numbers), and
+    with `row_cols` (`_link_cols`) as `_c0...` when given.
 
-    def __init__(self, store: Store, q: BacklinkQuery, ctx: Ctx) -> None:
+    `page_sql(where)` is one page's statement. A plain listing (no group, no indirect links)
+    is one flat SELECT with the cursor's condition on the key aliases: each subquery level
+    and each selected NULL cost DuckDB ~0.3-1 ms on a 100-row page (docs/query.md).
+    """
+
+    def __init__(self, store: Store, q: BacklinkQuery, ctx: Ctx,
+                 row_cols: list[str] | None = None) -> None:
         self.ctx = ctx
         self.keys: list[str] = []
         self.desc: list[bool] = []
@@ -198,14 +205,20 @@ class _Plan:
             if g.join:
                 joins.add(g.join)
             group_sql = ctx.expr(g.sql)
-        base_cols = (", ".join(f"{k} AS _k{i}" for i, k in enumerate(self.keys))
-                     + f", l.target_domain AS _td, {group_sql} AS _g")
+        keys_sql = ", ".join(f"{k} AS _k{i}" for i, k in enumerate(self.keys))
+        self.row_names = [f"_c{i}" for i in range(len(row_cols or []))]
+        rows_sql = "".join(f", {c} AS {n}" for c, n in zip(row_cols or [], self.row_names,
+                                                             strict=True))
+        base_cols = f"{keys_sql}, l.target_domain AS _td, {group_sql} AS _g{rows_sql}"
         kinds, kparams = kinds_sql(q.kinds)
         common = f"{status_sql(q.status)} AND {kinds} AND {fsql}"
         scope, sparams = scope_sql(q.target)
         internal = "" if q.include_internal else " AND NOT l.internal"
         joined = ctx.joins(joins)
         self.via: dict[str, _Via] = {}
+        self.flat = q.group is None and not q.include_indirect
+        self.flat_sql = (f"SELECT {keys_sql}, l.target_domain AS _td, NULL AS _gc{rows_sql} "
+                         f"FROM links l {joined} WHERE {scope}{internal} AND {common}")
         parts = [f"SELECT {base_cols} FROM links l {joined} "
                  f"WHERE {scope}{internal} AND {common}"]
         params: list[object] = [*sparams, *kparams, *fparams]
@@ -234,6 +247,16 @@ class _Plan:
         else:
             self.rows_sql = f"SELECT *, NULL AS _gc FROM ({self.base})"
 
+    def page_sql(self, where: str, limit: int, offset: int) -> str:
+        """A page of rows after the cursor condition `where` (over `_k0...`): the sort keys,
+        `_td`, `_gc` and the row columns."""
+        order = f"ORDER BY {self.order_sql} LIMIT {int(limit)} OFFSET {int(offset)}"
+        if self.flat:
+            return f"{self.flat_sql} AND {where} {order}"
+        extra = "".join(", " + c for c in self.row_names)
+        return (f"SELECT {', '.join(f'_k{i}' for i in range(len(self.keys)))}, _td, _gc"
+                f"{extra} FROM ({self.rows_sql}) WHERE {where} {order}")
+
 
 def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = None,
                    with_total: bool = True, now: float | None = None) -> BacklinkPage:
@@ -247,20 +270,27 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     fp = _fingerprint(q)
     state = cursors.decode(q.cursor, fp, secret, now=now) if q.cursor is not None else None
     ctx = context(store, state.run_id) if state else context(store)
-    plan = _Plan(store, q, ctx)
+    wanted = _wanted(q.fields)
+    # One statement reads the page's rows with their sort keys: DuckDB sorts the keys and
+    # fetches the other columns of the rows it keeps only (late materialization, see
+    # Store). Grouped and indirect listings (a window, a union) read keys first instead.
+    single = q.group is None and not q.include_indirect
+    cols = _link_cols(ctx, wanted)
+    plan = _Plan(store, q, ctx, cols[1] if single else None)
     where, wparams = "true", list[Any]()
     if state is not None:
         if len(state.key) != len(plan.keys):
             raise InvalidInput("cursor", "cursor does not match this query's order")
         where, wparams = _after(len(plan.keys), plan.desc, state.key)
-    sql = (f"SELECT {', '.join(f'_k{i}' for i in range(len(plan.keys)))}, _td, _gc "
-           f"FROM ({plan.rows_sql}) WHERE {where} ORDER BY {plan.order_sql} LIMIT ? OFFSET ?")
-    hits = store.query(sql, [*plan.params, *wparams, q.limit + 1, q.offset])
+    hits = store.query(plan.page_sql(where, q.limit + 1, q.offset), [*plan.params, *wparams])
     more = len(hits) > q.limit
     hits = hits[: q.limit]
     n = len(plan.keys)
     ids = [int(h[n - 1]) for h in hits]
-    rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.fields)
+    if single:
+        rows = _fill(store, ctx, [h[n + 2:] for h in hits], cols[0], wanted)
+    else:
+        rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.fields)
     out: list[Backlink] = []
     for h, lid in zip(hits, ids, strict=True):
         row = rows[lid]
@@ -323,50 +353,74 @@ def _in(column: str, values: list[str] | list[int]) -> str:
     return f"{column} IN (SELECT unnest([{sql_list(values)}]::{kind}[]))"
 
 
+def _wanted(fields: frozenset[str] | None) -> frozenset[str]:
+    return _ROW_SET if fields is None else fields | KEY_FIELDS
+
+
+def _link_cols(ctx: Ctx, wanted: frozenset[str]) -> tuple[list[int], list[str]]:
+    """The wanted link-table fields of a row: their positions in ROW_FIELDS and their SQL,
+    then whether the link passes rank (for link_rank_1000; position -1)."""
+    pos = [i for i, name in enumerate(ROW_FIELDS)
+           if name in wanted and not FIELDS[name].join]
+    sql = [ctx.expr(FIELDS[ROW_FIELDS[i]].sql) for i in pos]
+    passes = passing_link("l.") if "link_rank_1000" in wanted else "false"
+    return [*pos, -1], [*sql, f"({passes})"]
+
+
 def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
                fields: frozenset[str] | None = None) -> dict[int, Backlink]:
     """Rows for the link ids of a page (target domains given so zone maps prune) with the
-    Backlink fields in `fields` and KEY_FIELDS (None: every field).
-
-    Keyed reads instead of one join: joining `pages` and the rank tables would scan them
-    whole for a page of rows. Pages are looked up by literal key lists through their ART
-    index (inlink.query.indexes), ranks in the run's in-memory copy (inlink.query.rankcache).
-    """
+    Backlink fields in `fields` and KEY_FIELDS (None: every field)."""
     if not ids:
         return {}
-    wanted = _ROW_SET if fields is None else fields | KEY_FIELDS
-    cols = [("NULL" if FIELDS[name].join or name not in wanted else ctx.expr(FIELDS[name].sql))
-            for name in ROW_FIELDS]
-    passes = passing_link("l.") if "link_rank_1000" in wanted else "false"
+    wanted = _wanted(fields)
+    pos, sql = _link_cols(ctx, wanted)
     links = store.query(
-        f"SELECT {', '.join(cols)}, ({passes}) AS _passes FROM links l "
+        f"SELECT {', '.join(sql)} FROM links l "
         f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}")
-    keys = sorted({str(r[_POS['source_key']]) for r in links})
-    doms = sorted({str(r[_POS['source_domain']]) for r in links})
+    return _fill(store, ctx, links, pos, wanted)
+
+
+def _fill(store: Store, ctx: Ctx, links: list[tuple[Any, ...]], pos: list[int],
+          wanted: frozenset[str]) -> dict[int, Backlink]:
+    """Backlinks by link id from rows of `_link_cols` (values at positions `pos`), with
+    their source page's attributes and ranks filled in where wanted; other fields None.
+
+    Keyed reads instead of joins: joining `pages` and the rank tables would scan them whole
+    for a page of rows. Pages are looked up by literal key lists through their ART index
+    (inlink.query.indexes), ranks in the run's in-memory copy (inlink.query.rankcache).
+    """
+    if not links:
+        return {}
+    passes_at = len(pos) - 1
+    key_at, dom_at = pos.index(_POS["source_key"]), pos.index(_POS["source_domain"])
+    keys = sorted({str(r[key_at]) for r in links})
+    doms = sorted({str(r[dom_at]) for r in links})
     page_cols = [name for name in _PAGE_COLS if name in wanted]
     pages = {str(r[0]): r[1:] for r in store.query(
         f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in page_cols)} FROM pages "
-        f"WHERE {_in('url_key', keys)}")} if keys and page_cols else {}
+        f"WHERE {_in('url_key', keys)}")} if page_cols else {}
+    rank_cols = [name for name in _RANK_FIELDS if name in wanted]
     rp: dict[str, tuple[int, int, int]] = {}
     rd: dict[str, tuple[int, int]] = {}
-    rank_cols = [name for name in _RANK_FIELDS if name in wanted]
-    ranks = bool(rank_cols)
-    if ctx.run_id is not None and keys and ranks:
+    if ctx.run_id is not None and rank_cols:
         rp = rankcache.page_ranks(store, ctx.run_id, keys)
         rd = rankcache.domain_ranks(store, ctx.run_id, doms)
     out: dict[int, Backlink] = {}
     no_page = (None,) * len(page_cols)
     for r in links:
-        row = list(r[:-1])
-        page = pages.get(row[_POS["source_key"]], no_page)
+        row: list[Any] = [None] * len(ROW_FIELDS)
+        for p, v in zip(pos[:-1], r, strict=False):
+            row[p] = v
+        page = pages.get(r[key_at], no_page)
         for i, name in enumerate(page_cols):
             row[_POS[name]] = page[i]
-        if ranks:
-            prank = rp.get(row[_POS["source_key"]])
-            drank = rd.get(row[_POS["source_domain"]])
+        if rank_cols:
+            prank = rp.get(r[key_at])
+            drank = rd.get(r[dom_at])
             got = {"source_inlink_rank": int(prank[0]) if prank else 0,
                    "source_rank_1000": int(prank[1]) if prank else 0,
-                   "link_rank_1000": int(prank[2] or 0) if prank and r[-1] else 0,
+                   "link_rank_1000": int(prank[2] or 0) if prank and r[passes_at] else 0,
                    "source_domain_inlink_rank": int(drank[0]) if drank else 0,
                    "source_domain_rank_1000": int(drank[1]) if drank else 0}
             for name in rank_cols:
