@@ -38,13 +38,24 @@ T = TypeVar("T")
 MAX_TARGETS = 100
 MAX_LIST = 10_000
 
-# The columns aggregates need, computed once per link row of the batch.
-_BASE_COLS = (f"l.source_domain AS dom, l.source_ip AS ip, l.source_subnet AS subnet, "
-              f"l.nofollow AS nf, l.kind AS kind, {HOME_PAGE_SQL} AS home, "
-              f"{label_sql('edu')} AS edu, {label_sql('gov')} AS gov, "
-              f"{ANCHOR_TEXT_SQL} AS anchor, l.target_key AS page, {SOURCE_TLD_SQL} AS tld, "
-              f"l.source_country AS country, l.first_seen AS first_seen, "
-              f"l.last_seen AS last_seen")
+# The columns aggregates need, computed once per link row of the batch (in small.T... order
+# after `_t`).
+_BASE = (("dom", "l.source_domain"), ("ip", "l.source_ip"), ("subnet", "l.source_subnet"),
+         ("nf", "l.nofollow"), ("kind", "l.kind"), ("home", HOME_PAGE_SQL),
+         ("edu", label_sql("edu")), ("gov", label_sql("gov")), ("anchor", ANCHOR_TEXT_SQL),
+         ("page", "l.target_key"), ("tld", SOURCE_TLD_SQL), ("country", "l.source_country"),
+         ("first_seen", "l.first_seen"), ("last_seen", "l.last_seen"))
+_BASE_COLS = ", ".join(f"{sql} AS {name}" for name, sql in _BASE)
+
+
+def _fetch_small(store: Store, targets: Sequence[Target],
+                 names: frozenset[str] | None = None) -> dict[int, list[small.Row]] | None:
+    """small.fetch of the batch's rows with the `_BASE` columns in `names` (None: all); the
+    others read NULL. Every string column is a dictionary to decode per row group, so a
+    small answer reads only what it aggregates."""
+    cols = _BASE_COLS if names is None else ", ".join(
+        f"{sql if name in names else 'NULL'} AS {name}" for name, sql in _BASE)
+    return small.fetch(store, *backlinks_sql(targets, cols))
 
 
 def _check_targets(targets: Sequence[Target]) -> None:
@@ -98,8 +109,9 @@ def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
     if stored:
         return _merge_stored(targets, stored, lambda s, t: Metrics(t, *_ints_of(s)),
                              lambda rest: metrics(store, rest))
+    fetched = _fetch_small(store, targets, frozenset({"dom", "ip", "subnet", "nf", "edu",
+                                                      "gov"}))
     base, params = backlinks_sql(targets)
-    fetched = small.fetch(store, base, params)
     if fetched is not None:
         rows = {i: small.metric_values(r) for i, r in fetched.items()}
     else:
@@ -108,6 +120,9 @@ def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
     return [Metrics(t, *rows.get(i, [0] * 8)) for i, t in enumerate(targets)]
 
 
+_COUNT_NEEDS = {"count(*)": frozenset(), "count(DISTINCT dom)": frozenset({"dom"}),
+                "count(DISTINCT ip)": frozenset({"ip"}),
+                "count(DISTINCT subnet)": frozenset({"subnet"})}
 _COUNT_FIELD = {"count(*)": "backlinks", "count(DISTINCT dom)": "refdomains",
                 "count(DISTINCT ip)": "ips", "count(DISTINCT subnet)": "subnets"}
 
@@ -144,8 +159,8 @@ def _count(store: Store, targets: Sequence[Target], expr: str) -> list[int]:
     if stored:
         return _merge_stored(targets, stored, lambda s, _t: int(getattr(s, _COUNT_FIELD[expr])),
                              lambda rest: _count(store, rest, expr))
+    fetched = _fetch_small(store, targets, _COUNT_NEEDS[expr])
     base, params = backlinks_sql(targets)
-    fetched = small.fetch(store, base, params)
     if fetched is not None:
         counts = {i: small.count_value(r, expr) for i, r in fetched.items()}
     else:
@@ -224,7 +239,7 @@ def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
     ctx = context(store)
     base, params = backlinks_sql(targets)
     n = max(top_anchors, top_pages, top_tlds, top_countries)
-    fetched = small.fetch(store, base, params)
+    fetched = _fetch_small(store, targets)
     if fetched is not None:
         scalars, tops = _summary_small(fetched, n)
     else:
@@ -325,8 +340,9 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
     stored = heavy.group_rows(store, target, _GROUP_NAMES[key], order_by, limit)
     if stored is not None:
         return stored
+    fetched = _fetch_small(store, [target], frozenset({key, "dom", "nf", "first_seen",
+                                                       "last_seen", "subnet"}))
     base, params = backlinks_sql([target])
-    fetched = small.fetch(store, base, params)
     if fetched is not None:
         keep = _GROUP_KEEP[where]
         return [GroupRow(str(v), bl, rd, nf, df, fs, ls) for v, bl, rd, nf, df, fs, ls
@@ -411,10 +427,11 @@ def list_refdomains(store: Store, target: Target, *, order_by: RefDomainOrder = 
     if stored is not None:
         return stored
     ctx = context(store)
-    base, params = backlinks_sql([target])
-    fetched = small.fetch(store, base, params)
+    fetched = _fetch_small(store, [target], frozenset({"dom", "nf", "first_seen",
+                                                       "last_seen"}))
     if fetched is not None:
         return _refdomains_small(store, ctx, fetched.get(0, []), order_by, limit)
+    base, params = backlinks_sql([target])
     join, dr = domain_rank_join(ctx, "r.dom")
     rows = store.query(
         f"WITH r AS MATERIALIZED (SELECT dom, count(*) AS bl, count(*) FILTER (NOT nf) AS dbl, "

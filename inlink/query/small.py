@@ -36,7 +36,7 @@ def fetch(store: Store, base: str, params: list[object], limit: int | None = Non
     """The batch's rows by target index, or None when there are more than `limit` (default
     SMALL_ROWS, read at call time so tests can force either path)."""
     limit = SMALL_ROWS if limit is None else limit
-    rows = store.query(f"SELECT * FROM ({base}) LIMIT ?", [*params, limit + 1])
+    rows = store.query(f"{base} LIMIT ?", [*params, limit + 1])
     if len(rows) > limit:
         return None
     out: dict[int, list[Row]] = {}
