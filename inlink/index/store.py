@@ -33,10 +33,11 @@ CHECKPOINT_THRESHOLD = "256MB"
 #: summary reads its rows in 3.6 ms instead of 6.8 ms on the 24M-link bench index, in a
 #: file of the same size, with whole-table scans unchanged (docs/storage.md).
 BLOCK_SIZE = 65_536
-#: Top-N queries up to this many rows sort the ORDER BY keys alone and then fetch the other
-#: columns of the rows they keep (DuckDB's late materialization; its default is 50 rows). A
-#: backlink listing is then one statement: a 101-row page of a 1M-backlink target reads in
-#: 30 ms instead of 49 ms, and a page as large as raw's 100,000-row limit qualifies.
+#: On `query(..., late=True)`: top-N queries up to this many rows sort the ORDER BY keys
+#: alone and then fetch the other columns of the rows they keep (DuckDB's late
+#: materialization; its default is 50 rows). A 101-row backlink page of a 1M-backlink target
+#: then reads in 30 ms instead of 49 ms; on a 100-row target the second pass costs ~1 ms
+#: more, so listings ask for it on heavy targets only.
 LATE_MATERIALIZATION_ROWS = 100_001
 T = TypeVar("T")
 
@@ -86,8 +87,6 @@ class Store:
         #: Committed write transactions of this Store so far. The process that writes owns
         #: the file, so an unchanged generation means unchanged data: readers key caches on it.
         self.generation = 0
-        run(self._conn, f"SET GLOBAL late_materialization_max_rows = "
-                        f"{LATE_MATERIALIZATION_ROWS}")
         if memory_limit:
             # DuckDB's default buffer pool is 80% of RAM; a crawl or ingest next to a server
             # should not grow that far (it spills to disk past the limit instead).
@@ -125,17 +124,22 @@ class Store:
 
     # -- reading
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
-        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+    def cursor(self, *, late: bool = False) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared across threads);
+        `late`: its second cursor, with late materialization up to LATE_MATERIALIZATION_ROWS."""
+        name = "late_cursor" if late else "cursor"
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, name, None)
         if cur is None:
             cur = self._conn.cursor()
-            self._local.cursor = cur
+            if late:
+                run(cur, f"SET late_materialization_max_rows = {LATE_MATERIALIZATION_ROWS}")
+            setattr(self._local, name, cur)
         return cur
 
-    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
-        """Run a read query on this thread's cursor and fetch all rows."""
-        return self.cursor().execute(sql, params or []).fetchall()
+    def query(self, sql: str, params: list[object] | None = None, *,
+              late: bool = False) -> list[tuple[Any, ...]]:
+        """Run a read query on this thread's cursor (`late`: see `cursor`), fetch all rows."""
+        return self.cursor(late=late).execute(sql, params or []).fetchall()
 
     async def read(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run fn(cursor) in a worker thread with that thread's own cursor."""

@@ -14,7 +14,7 @@ from inlink import urls
 from inlink.errors import InvalidInput
 from inlink.index.store import Store
 from inlink.query import cursor as cursors
-from inlink.query import rankcache
+from inlink.query import heavy, rankcache
 from inlink.query.models import (
     INDIRECT_KINDS,
     MAX_LIMIT,
@@ -271,9 +271,10 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     state = cursors.decode(q.cursor, fp, secret, now=now) if q.cursor is not None else None
     ctx = context(store, state.run_id) if state else context(store)
     wanted = _wanted(q.fields)
-    # One statement reads the page's rows with their sort keys: DuckDB sorts the keys and
-    # fetches the other columns of the rows it keeps only (late materialization, see
-    # Store). Grouped and indirect listings (a window, a union) read keys first instead.
+    # One statement reads the page's rows with their sort keys; on a heavy target DuckDB
+    # sorts the keys alone and fetches the other columns of the rows it keeps (late
+    # materialization, Store.cursor). Grouped and indirect listings (a window, a union)
+    # read keys first instead.
     single = q.group is None and not q.include_indirect
     cols = _link_cols(ctx, wanted)
     plan = _Plan(store, q, ctx, cols[1] if single else None)
@@ -282,7 +283,8 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
         if len(state.key) != len(plan.keys):
             raise InvalidInput("cursor", "cursor does not match this query's order")
         where, wparams = _after(len(plan.keys), plan.desc, state.key)
-    hits = store.query(plan.page_sql(where, q.limit + 1, q.offset), [*plan.params, *wparams])
+    hits = store.query(plan.page_sql(where, q.limit + 1, q.offset), [*plan.params, *wparams],
+                       late=single and heavy.is_heavy(store, q.target))
     more = len(hits) > q.limit
     hits = hits[: q.limit]
     n = len(plan.keys)

@@ -193,6 +193,12 @@ def _get(store: Store, target: Target, name: str, decode: Callable[[Any], Any]) 
     return value
 
 
+def is_heavy(store: Store, target: Target) -> bool:
+    """True when the target's answers are stored at the current version: it has at least
+    HEAVY_ROWS live backlinks (as of the last refresh)."""
+    return (target.mode.value, target.value) in _state(store).keys
+
+
 def summary(store: Store, target: Target) -> Summary | None:
     data = _get(store, target, "summary", lambda d: d)
     return None if data is None else _load_summary(data, target)
