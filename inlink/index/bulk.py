@@ -311,7 +311,7 @@ def _load(conn: duckdb.DuckDBPyConnection, files: dict[str, str], prepared: Path
                {_at('x.f')}, {_at('x.l')},
                CASE WHEN x.l < $through THEN {_at('x.l + 1')} END,
                CASE WHEN x.l < $through THEN coalesce(lr.reason, 'link_removed') END,
-               (x.f - 1) * $n + b.idx + 1, (x.l - 1) * $n + b.idx + 1
+               (x.f - 1) * $n + b.idx + 1, (x.l - 1) * $n + b.idx + 1, NULL
         FROM read_parquet($prepared) x
         JOIN bulk_pages b ON b.url = x.source_key
         JOIN bulk_hosts sh ON sh.host = split_part(x.source_key, '/', 3)

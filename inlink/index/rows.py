@@ -30,7 +30,7 @@ LINK_COLUMNS = ("link_id", "target_domain", "target_host", "target_key", "target
                 "source_key", "source_url", "source_host", "source_domain", "source_ip",
                 "source_subnet", "source_country", "internal", "kind", "anchor", "alt",
                 "image_url", "nofollow", "ugc", "sponsored", "text_pre", "text_post",
-                "location", "links_count", "hreflang", "attr_hash")
+                "location", "links_count", "hreflang", "attr_hash", "source_title")
 LINK_SCHEMA = pa.schema([
     ("link_id", pa.int64()), ("target_domain", pa.string()), ("target_host", pa.string()),
     ("target_key", pa.string()), ("target_url", pa.string()), ("source_key", pa.string()),
@@ -41,6 +41,7 @@ LINK_SCHEMA = pa.schema([
     ("nofollow", pa.bool_()), ("ugc", pa.bool_()), ("sponsored", pa.bool_()),
     ("text_pre", pa.string()), ("text_post", pa.string()), ("location", pa.string()),
     ("links_count", pa.int32()), ("hreflang", pa.string()), ("attr_hash", pa.int64()),
+    ("source_title", pa.string()),
 ])
 assert tuple(LINK_SCHEMA.names) == LINK_COLUMNS
 
@@ -175,6 +176,7 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
         col["source_ip"] += [record.ip] * n
         col["source_subnet"] += [subnet(record.ip)] * n
         col["source_country"] += [record.country] * n
+        col["source_title"] += [facts.title if facts is not None else None] * n
         col["internal"] += [d == source_domain for d in target_domains]
     transposed = list(zip(*attrs, strict=True)) if attrs else [()] * len(_LINK_ATTR_NAMES)
     col.update(zip(_LINK_ATTR_NAMES, transposed, strict=True))

@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS links (
     lost_at        TIMESTAMP,            -- when it was last lost (NULL while live)
     lost_reason    VARCHAR,
     first_fetch_id BIGINT NOT NULL,      -- evidence: the fetch it was first seen in
-    last_fetch_id  BIGINT NOT NULL       -- evidence: the fetch it was last seen in
+    last_fetch_id  BIGINT NOT NULL,      -- evidence: the fetch it was last seen in
+    source_title   VARCHAR               -- the source page's title when last seen (schema 2)
 );
 
 -- Every change of a link: 'new' (first seen, or seen again after being lost) and 'lost'.

@@ -19,7 +19,10 @@ import duckdb
 
 from inlink.errors import InlinkError
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Schema 2 keeps the source page's title on each link row (`links.source_title`): a backlink
+#: listing needs no keyed read of `pages` per source page. A schema-1 file is upgraded when
+#: it is first opened for writing (`_upgrade_1_to_2`).
 #: DuckDB buffer pool cap per process (`INLINK_MEMORY_LIMIT`); None leaves DuckDB's default.
 DEFAULT_MEMORY_LIMIT = "1GB"
 #: Write-ahead log size that triggers an automatic checkpoint (DuckDB's default is 16 MB).
@@ -94,6 +97,8 @@ class Store:
         if not read_only:
             run(self._conn, "SET checkpoint_threshold = ?", [CHECKPOINT_THRESHOLD])
             self._ensure_schema()
+        else:
+            self._check_schema()
 
     # -- lifecycle
 
@@ -115,12 +120,27 @@ class Store:
             if not rows:
                 run(self._conn, "INSERT INTO meta VALUES ('schema_version', ?)",
                     [SCHEMA_VERSION])
+            elif rows[0][0] == "1":
+                _upgrade_1_to_2(self._conn)
             elif rows[0][0] != SCHEMA_VERSION:
                 run(self._conn, "ROLLBACK")
                 raise InlinkError(
                     f"{self.path} has index schema {rows[0][0]}, this inlink writes "
                     f"{SCHEMA_VERSION}: rebuild the index or use a matching inlink version")
             run(self._conn, "COMMIT")
+
+    def _check_schema(self) -> None:
+        """A read-only open of an older index says how to upgrade it (no half answers)."""
+        try:
+            rows = run(self._conn, "SELECT value FROM meta WHERE key = 'schema_version'")
+        except duckdb.CatalogException:
+            return   # not an index yet: the first query says so
+        if rows and rows[0][0] != SCHEMA_VERSION:
+            self._conn.close()
+            raise InlinkError(
+                f"{self.path} has index schema {rows[0][0]}, this inlink reads "
+                f"{SCHEMA_VERSION}: open it once for writing (any inlink command that writes, "
+                "or `inlink serve`) to upgrade it")
 
     # -- reading
 
@@ -256,6 +276,19 @@ def _bytes(setting: str) -> float:
     scale = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
              "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
     return float(number) * scale.get(unit, 1)
+
+
+def _upgrade_1_to_2(conn: duckdb.DuckDBPyConnection) -> None:
+    """Schema 1 -> 2 inside the caller's transaction: links rewritten with `source_title`
+    from the source page's current title (the title a lost link was last seen with is not
+    known in schema 1), in compaction order."""
+    run(conn, _table_ddl("links", "links__v2"))
+    run(conn, "INSERT INTO links__v2 SELECT l.*, p.title FROM links l "
+              "LEFT JOIN pages p ON p.url_key = l.source_key "
+              f"ORDER BY {', '.join('l.' + c.strip() for c in _SORT_ORDER['links'].split(','))}")
+    run(conn, "DROP TABLE links")
+    run(conn, "ALTER TABLE links__v2 RENAME TO links")
+    run(conn, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
 
 def _table_ddl(table: str, name: str) -> str:

@@ -294,7 +294,8 @@ class IndexWriter:
             conn.unregister("full_rows")
         if light:
             rows = pa.array([t[_ROW] if t[_ROW] >= 0 else None for _, t in light], pa.int64())
-            source = links.select(("source_ip", "source_subnet", "source_country")).take(rows)
+            source = links.select(("source_ip", "source_subnet", "source_country",
+                                   "source_title")).take(rows)
             table = pa.table({
                 "link_id": pa.array([lid for lid, _ in light], pa.int64()),
                 "live": pa.array([t[_LIVE] for _, t in light], pa.bool_()),
@@ -305,6 +306,7 @@ class IndexWriter:
                 "source_ip": source.column("source_ip"),
                 "source_subnet": source.column("source_subnet"),
                 "source_country": source.column("source_country"),
+                "source_title": source.column("source_title"),
             })
             conn.register("light_rows", table)
             # A lost link keeps the source facts of the fetch it was last seen in.
@@ -317,7 +319,9 @@ class IndexWriter:
                 "source_subnet = CASE WHEN s.live THEN s.source_subnet "
                 "ELSE links.source_subnet END, "
                 "source_country = CASE WHEN s.live THEN s.source_country "
-                "ELSE links.source_country END "
+                "ELSE links.source_country END, "
+                "source_title = CASE WHEN s.live THEN s.source_title "
+                "ELSE links.source_title END "
                 "FROM light_rows s WHERE links.link_id = s.link_id")
             conn.unregister("light_rows")
 

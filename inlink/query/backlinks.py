@@ -319,7 +319,7 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
 
 
 #: Backlink fields read from the source page (sp), by column.
-_PAGE_COLS = {"source_title": "title", "source_status": "status",
+_PAGE_COLS = {"source_status": "status",
               "source_language": "language", "source_encoding": "encoding",
               "source_size": "size", "source_internal_links": "internal_links",
               "source_external_links": "external_links"}

@@ -66,7 +66,7 @@ FIELDS: dict[str, Field] = {
     "source_ip": Field("l.source_ip", "str", nullable=True),
     "source_subnet": Field("l.source_subnet", "str", nullable=True),
     "source_country": Field("l.source_country", "str", nullable=True),
-    "source_title": Field("sp.title", "str", "sp", True),
+    "source_title": Field("l.source_title", "str", nullable=True),
     "source_status": Field("sp.status", "int", "sp", True),
     "source_language": Field("sp.language", "str", "sp", True),
     "source_encoding": Field("sp.encoding", "str", "sp", True),

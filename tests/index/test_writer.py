@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from inlink.errors import InlinkError
 from inlink.extract import Extraction, Link, LinkKind, PageFacts
 from inlink.index import writer as writer_module
 from inlink.index.state import PageState, classify
@@ -31,9 +32,9 @@ def link(target: str, anchor: str = "", kind: LinkKind = LinkKind.ANCHOR,
 
 def page(url: str, links: list[Link], at: dt.datetime, *, status: int = 200,
          noindex: bool = False, canonical: str | None = None, ip: str = "127.5.0.9",
-         **kw: object) -> FetchRecord:
+         title: str = "t", **kw: object) -> FetchRecord:
     facts = PageFacts(url=url, url_key=normalize_url(url), status=status,
-                      content_type="text/html", is_html=True, title="t", language="en",
+                      content_type="text/html", is_html=True, title=title, language="en",
                       encoding="utf-8", size=100, internal_links=0, external_links=len(links),
                       noindex=noindex, nofollow=False, canonical=canonical, base_url=url,
                       truncated=False, links_dropped=0)
@@ -227,6 +228,40 @@ def test_compact_keeps_indexes(store: Store) -> None:
         ("pages_url_key", "pages")]
     w.apply([page("http://s1.example/", [link(B)], day(2))])
     assert store.query("SELECT count(*) FROM pages")[0][0] == 5
+
+
+def test_link_rows_keep_the_source_title_they_were_last_seen_with(store: Store) -> None:
+    w = IndexWriter(store)
+    w.apply([page(PAGE, [link(A, "a"), link(B, "b")], day(1), title="First")])
+    w.apply([page(PAGE, [link(A, "a")], day(2), title="Second")])   # B lost, A still there
+    w.apply([page(PAGE, [link(A, "a", nofollow=True)], day(3), title="Third")])  # A changed
+    assert dict(store.query("SELECT target_key, source_title FROM links")) == {
+        A: "Third", B: "First"}
+    w.apply([page(PAGE, [link(A, "a", nofollow=True)], day(4), title="")])
+    assert store.query("SELECT source_title FROM links WHERE target_key = ?", [A]) == [("",)]
+
+
+def test_a_schema_1_index_is_upgraded_on_its_first_write_open(tmp_path: Path) -> None:
+    path = tmp_path / "v1.duckdb"
+    with Store(path) as s:
+        IndexWriter(s).apply([page(PAGE, [link(A, "a"), link(B, "b")], day(1), title="T1")])
+        with s.transaction() as conn:   # the schema-1 layout: no source_title
+            conn.execute("CREATE TABLE links_v1 AS SELECT * EXCLUDE (source_title) FROM links")
+            conn.execute("DROP TABLE links")
+            conn.execute("ALTER TABLE links_v1 RENAME TO links")
+            conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(InlinkError, match="open it once for writing"):
+        Store(path, read_only=True)
+    with Store(path) as s:
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert s.query("SELECT target_key, source_title FROM links ORDER BY 1") == [
+            (A, "T1"), (B, "T1")]
+        IndexWriter(s).apply([page(PAGE, [link(A, "a")], day(2), title="T2")])
+        s.compact()
+        assert dict(s.query("SELECT target_key, source_title FROM links")) == {
+            A: "T2", B: "T1"}
+    with Store(path, read_only=True) as s:
+        assert s.query("SELECT count(*) FROM links")[0][0] == 2
 
 
 def test_packed_rows_use_the_state_ids_and_hashes() -> None:

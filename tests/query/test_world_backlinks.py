@@ -264,3 +264,11 @@ def test_late_materialization_reads_the_same_pages(indexed: Indexed, ts: list[Ta
     late = [find_backlinks(store, q, secret=SECRET, with_total=False) for q in queries]
     assert any(p.rows for p in plain)
     assert late == plain
+
+
+def test_live_links_carry_their_source_pages_title(indexed: Indexed) -> None:
+    store = indexed.store
+    titled = store.query("SELECT count(*) FROM links WHERE live AND source_title <> ''")[0][0]
+    assert titled > 100
+    assert store.query("SELECT count(*) FROM links l JOIN pages p ON p.url_key = l.source_key "
+                       "WHERE l.live AND l.source_title IS DISTINCT FROM p.title") == [(0,)]
