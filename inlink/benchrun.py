@@ -45,7 +45,8 @@ def load(name: str) -> ModuleType:
         raise InvalidInput("benchmark", f"{name!r} is not a benchmark name")
     path = bench_dir() / f"{name}_bench.py"
     if not path.exists():
-        raise InvalidInput("benchmark", f"unknown benchmark {name!r}; have: {', '.join(available())}")
+        raise InvalidInput("benchmark",
+                           f"unknown benchmark {name!r}; have: {', '.join(available())}")
     spec = importlib.util.spec_from_file_location(f"inlink_bench_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -111,7 +111,8 @@ def bench_command(
     write_docs: Annotated[bool, typer.Option(
         "--write-docs/--no-write-docs", help="Record the results in docs/benchmarks.md.")] = True,
     quick: Annotated[bool, typer.Option(
-        "--quick", help="A short run to check that the benchmarks work (figures are noisy).")] = False,
+        "--quick",
+        help="A short run to check that the benchmarks work (figures are noisy).")] = False,
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", metavar="KEY=VALUE",
         help="An option for the benchmarks' run() (e.g. -o index=big.duckdb for `api`); "
@@ -142,14 +143,19 @@ def bench_command(
 def crawl_command(
     ctx: typer.Context,
     seeds: Annotated[list[str], typer.Argument(metavar="SEED...", help="Start URLs.")],
-    max_pages: Annotated[int | None, typer.Option(min=1, help="Stop after this many fetches.")] = None,
+    max_pages: Annotated[int | None, typer.Option(
+        min=1, help="Stop after this many fetches.")] = None,
     as_of: AsOf = None,
-    scope: Annotated[str, typer.Option(help="Follow links within: host | domain | any.")] = "domain",
+    scope: Annotated[str, typer.Option(
+        help="Follow links within: host | domain | any.")] = "domain",
     resolve: Annotated[list[str] | None, typer.Option(
-        "--resolve", metavar="HOST=IP[:PORT]", help="Connect to IP for HOST instead of DNS.")] = None,
+        "--resolve", metavar="HOST=IP[:PORT]",
+        help="Connect to IP for HOST instead of DNS.")] = None,
     resolve_file: Annotated[list[Path] | None, typer.Option(
-        "--resolve-file", help="A file of host=ip:port lines (the synthetic web writes one).")] = None,
-    no_dns: Annotated[bool, typer.Option("--no-dns", help="Never use DNS; unmapped hosts fail.")] = False,
+        "--resolve-file",
+        help="A file of host=ip:port lines (the synthetic web writes one).")] = None,
+    no_dns: Annotated[bool, typer.Option(
+        "--no-dns", help="Never use DNS; unmapped hosts fail.")] = False,
     concurrency: Annotated[int | None, typer.Option(
         min=1, max=4096, help="Fetches in flight (env INLINK_CRAWL_CONCURRENCY; 128).")] = None,
     per_host: Annotated[int | None, typer.Option(

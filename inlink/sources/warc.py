@@ -7,6 +7,7 @@ with the offset and resynchronizes. `to_fetch_record` turns one item into a Fetc
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import zlib
@@ -109,7 +110,8 @@ def check_archive(path: Path) -> bool:
         with open(path, "rb") as f:
             head = f.read(64 * 1024)
     except OSError as exc:
-        raise ArchiveError(str(path), None, f"cannot read the file: {exc.strerror or exc}") from None
+        raise ArchiveError(str(path), None,
+                           f"cannot read the file: {exc.strerror or exc}") from None
     if not head:
         raise ArchiveError(str(path), 0, "empty file: nothing to ingest")
     if head.startswith(GZIP_MAGIC):
@@ -247,10 +249,8 @@ def decode_payload(body: bytes, headers: list[tuple[str, str]],
             body = plain
     ce = (_header(headers, "content-encoding") or "").strip().lower()
     if ce in ("gzip", "x-gzip") and body.startswith(b"\x1f\x8b"):
-        try:
+        with contextlib.suppress(zlib.error):
             body = _inflate(body, 31, cap)
-        except zlib.error:
-            pass
     elif ce == "deflate" and body:
         for wbits in (15, -15):  # zlib-wrapped per RFC 9110 §8.4.1.2; raw deflate in practice
             try:
@@ -334,9 +334,9 @@ class _Reader:
         if not rec.is_http:
             self.stats.skipped += 1  # e.g. dns: or ftp responses
             return None, False
-        if self.limits.verify_digests and wheaders.get("WARC-Block-Digest"):
-            if not rec.verify_block_digest(consume=False):
-                return Damage(offset, "WARC-Block-Digest mismatch"), True
+        if (self.limits.verify_digests and wheaders.get("WARC-Block-Digest")
+                and not rec.verify_block_digest(consume=False)):
+            return Damage(offset, "WARC-Block-Digest mismatch"), True
         url = (wheaders.get("WARC-Target-URI") or "").strip().strip("<>")
         try:
             rec.parse_http(quirks_mode=True)
@@ -534,10 +534,8 @@ def iter_records(path: Path | str, *, start_offset: int = 0,
             except OSError as exc:
                 # Raised while looking for the next record: the damage starts where the last
                 # good record ended (or where this pass started).
-                if gz:
-                    at = _record_end(side, last, gz) if last is not None else pos
-                else:
-                    at = expected
+                at = (_record_end(side, last, gz) if last is not None else pos) if gz \
+                    else expected
                 failed_at = at if at is not None else (last if last is not None else pos)
                 if failed_at >= size:
                     return
