@@ -7,6 +7,7 @@ killed mid-batch leaves the file as of the last committed batch (DuckDB's write-
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ BLOCK_SIZE = 65_536
 #: more, so listings ask for it on heavy targets only.
 LATE_MATERIALIZATION_ROWS = 100_001
 T = TypeVar("T")
+log = logging.getLogger("inlink.index")
 
 
 def run(conn: duckdb.DuckDBPyConnection, sql: str,
@@ -282,6 +284,8 @@ def _upgrade_1_to_2(conn: duckdb.DuckDBPyConnection) -> None:
     """Schema 1 -> 2 inside the caller's transaction: links rewritten with `source_title`
     from the source page's current title (the title a lost link was last seen with is not
     known in schema 1), in compaction order."""
+    log.warning("upgrading the index to schema 2: rewriting the links table with source "
+                "page titles (a few minutes for tens of millions of links)")
     run(conn, _table_ddl("links", "links__v2"))
     run(conn, "INSERT INTO links__v2 SELECT l.*, p.title FROM links l "
               "LEFT JOIN pages p ON p.url_key = l.source_key "
