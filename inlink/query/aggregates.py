@@ -453,11 +453,7 @@ def _refdomains_small(store: Store, ctx: Ctx, rows: list[small.Row], order_by: s
     ir: dict[str, int] = {}
     if ctx.run_id is not None and doms:
         dr = {d: r for d, (r, _) in rankcache.domain_ranks(store, ctx.run_id, doms).items()}
-        homes = {f"{s}://{w}{d}/": d for d in doms for s in ("http", "https")
-                 for w in ("", "www.")}
-        for k, (v, _, _) in rankcache.page_ranks(store, ctx.run_id, sorted(homes)).items():
-            d = homes[k]
-            ir[d] = max(ir.get(d, 0), v)
+        ir = rankcache.home_ranks(store, ctx.run_id, doms)
     out = [RefDomain(d, bl, df, fs, ls, dr.get(d, 0), ir.get(d, 0))
            for d, bl, _, _, df, fs, ls in groups]
     if order_by == "first_seen":

@@ -5,6 +5,8 @@ A page of backlinks needs the ranks of its source pages and domains; reading the
 ART index. Per store and run, this keeps:
 
 - domains: a dict of registrable domain -> (Domain InLink Rank, 0-1000 rank);
+- homes: a dict of name -> the best InLink Rank of its home pages (http/https, with and
+  without www.: aggregates.home_rank_sql), for every name with a ranked home page;
 - pages: the first 64 bits of each url_key's MD5 (DuckDB's `md5_number_upper`), sorted,
   with the page's InLink Rank, 0-1000 rank and the rank one of its links passes: 14 bytes
   a page (17 MB for 1.25M pages) instead of a dict of strings. A lookup hashes the keys
@@ -33,6 +35,7 @@ from inlink.index.store import Store
 class _Run:
     run_id: int
     domains: dict[str, tuple[int, int]]
+    homes: dict[str, int]
     hashes: npt.NDArray[np.uint64]
     ranks: npt.NDArray[np.int16]          # (n, 3): inlink_rank, rank_1000, link_rank_1000
 
@@ -46,13 +49,21 @@ def _load(store: Store, run_id: int) -> _Run:
     domains = {str(d): (int(r), int(r1)) for d, r, r1 in cur.execute(
         "SELECT domain, inlink_rank, rank_1000 FROM rank_domains WHERE run_id = ?",
         [run_id]).fetchall()}
+    # A home page http(s)://H/ counts for the name H and, when H is www.D, for D too: the
+    # keys home_rank_sql tries for a domain D are http(s)://D/ and http(s)://www.D/.
+    homes = {str(d): int(r) for d, r in cur.execute(
+        "WITH h AS (SELECT split_part(url_key, '/', 3) AS host, inlink_rank FROM rank_pages "
+        "WHERE run_id = ? AND regexp_matches(url_key, '^https?://[^/]+/$')) "
+        "SELECT name, max(inlink_rank) FROM (SELECT host AS name, inlink_rank FROM h "
+        "UNION ALL SELECT host[5:], inlink_rank FROM h WHERE starts_with(host, 'www.')) "
+        "GROUP BY name", [run_id]).fetchall()}
     arr = cur.execute("SELECT md5_number_upper(url_key) AS h, inlink_rank, rank_1000, "
                       "link_rank_1000 FROM rank_pages WHERE run_id = ? ORDER BY h",
                       [run_id]).fetchnumpy()
     ranks = np.stack([np.asarray(arr["inlink_rank"], dtype=np.int16),
                       np.asarray(arr["rank_1000"], dtype=np.int16),
                       np.asarray(arr["link_rank_1000"], dtype=np.int16)], axis=1)
-    return _Run(run_id, domains, np.asarray(arr["h"], dtype=np.uint64), ranks)
+    return _Run(run_id, domains, homes, np.asarray(arr["h"], dtype=np.uint64), ranks)
 
 
 def _run(store: Store, run_id: int) -> _Run:
@@ -70,6 +81,13 @@ def _run(store: Store, run_id: int) -> _Run:
 def domain_ranks(store: Store, run_id: int, domains: list[str]) -> dict[str, tuple[int, int]]:
     """(Domain InLink Rank, 0-1000) of the domains the run knows."""
     known = _run(store, run_id).domains
+    return {d: known[d] for d in domains if d in known}
+
+
+def home_ranks(store: Store, run_id: int, domains: list[str]) -> dict[str, int]:
+    """The best InLink Rank of each domain's home pages (http/https, with and without
+    www.), for the domains that have a ranked one."""
+    known = _run(store, run_id).homes
     return {d: known[d] for d in domains if d in known}
 
 

@@ -38,3 +38,17 @@ def test_page_and_domain_ranks_equal_the_run_tables(indexed: Indexed) -> None:
     assert rankcache.domain_ranks(store, run_id, [*sorted(domains), "nowhere.invalid"]) \
         == domains
     assert rankcache.page_ranks(store, run_id, []) == {}
+
+
+def test_home_ranks_equal_the_sql_of_list_refdomains(indexed: Indexed) -> None:
+    from inlink.query.aggregates import home_rank_sql
+
+    store = indexed.store
+    ctx = context(store)
+    assert ctx.run_id is not None
+    domains = sorted({str(d) for (d,) in store.query("SELECT DISTINCT source_domain FROM links")}
+                     | {"nowhere.invalid"})
+    want = {str(d): int(r) for d, r in store.query(
+        f"{home_rank_sql(ctx, '(SELECT unnest(?::VARCHAR[]) AS dom)')}", [domains])}
+    assert len(want) > 50
+    assert rankcache.home_ranks(store, ctx.run_id, domains) == want
