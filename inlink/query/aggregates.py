@@ -51,11 +51,10 @@ _BASE_COLS = ", ".join(f"{sql} AS {name}" for name, sql in _BASE)
 def _fetch_small(store: Store, targets: Sequence[Target],
                  names: frozenset[str] | None = None) -> dict[int, list[small.Row]] | None:
     """small.fetch of the batch's rows with the `_BASE` columns in `names` (None: all); the
-    others read NULL. Every string column is a dictionary to decode per row group, so a
+    others are None. Every string column is a dictionary to decode per row group, so a
     small answer reads only what it aggregates."""
-    cols = _BASE_COLS if names is None else ", ".join(
-        f"{sql if name in names else 'NULL'} AS {name}" for name, sql in _BASE)
-    return small.fetch(store, *backlinks_sql(targets, cols))
+    base, params = backlinks_sql(targets, small.raw_cols(names))
+    return small.fetch(store, base, params, names=names)
 
 
 def _check_targets(targets: Sequence[Target]) -> None:
