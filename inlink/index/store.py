@@ -35,7 +35,8 @@ CHECKPOINT_THRESHOLD = "256MB"
 #: own). A small target's rows sit in one compressed segment per column, and DuckDB decodes
 #: a segment's string dictionary to read any row of it: with 64 KiB blocks a 100-backlink
 #: summary reads its rows in 3.6 ms instead of 6.8 ms on the 24M-link bench index, in a
-#: file of the same size, with whole-table scans unchanged (docs/storage.md).
+#: file of the same size, with whole-table scans unchanged (docs/query.md, "Storage for
+#: point reads").
 BLOCK_SIZE = 65_536
 #: On `query(..., late=True)`: top-N queries up to this many rows sort the ORDER BY keys
 #: alone and then fetch the other columns of the rows they keep (DuckDB's late
@@ -123,7 +124,13 @@ class Store:
                 run(self._conn, "INSERT INTO meta VALUES ('schema_version', ?)",
                     [SCHEMA_VERSION])
             elif rows[0][0] == "1":
-                _upgrade_1_to_2(self._conn)
+                try:
+                    _upgrade_1_to_2(self._conn)
+                except duckdb.Error as exc:
+                    run(self._conn, "ROLLBACK")
+                    self._conn.close()
+                    raise InlinkError(f"{self.path}: upgrading the index to schema "
+                                      f"{SCHEMA_VERSION} failed, nothing changed: {exc}") from None
             elif rows[0][0] != SCHEMA_VERSION:
                 run(self._conn, "ROLLBACK")
                 raise InlinkError(

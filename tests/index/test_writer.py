@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from inlink.errors import InlinkError
@@ -324,3 +325,24 @@ def test_batch_boundaries_do_not_change_history(tmp_path: Path, split: int) -> N
                 w.apply(records[i:i + size])
             results.append(_history_tables(s))
     assert results[0] == results[1]
+
+
+def test_a_failed_upgrade_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "odd.duckdb"
+    with Store(path) as s:
+        IndexWriter(s).apply([page(PAGE, [link(A, "a")], day(1))])
+        with s.transaction() as conn:   # a schema-1 file with a column schema 1 never had
+            conn.execute("CREATE TABLE links_v1 AS SELECT * EXCLUDE (source_title), "
+                         "1 AS stray FROM links")
+            conn.execute("DROP TABLE links")
+            conn.execute("ALTER TABLE links_v1 RENAME TO links")
+            conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(InlinkError, match="upgrading the index to schema 2 failed"):
+        Store(path)
+    con = duckdb.connect(str(path), read_only=True)   # the file as it was
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() \
+            == [("1",)]
+        assert con.execute("SELECT count(*) FROM links").fetchall() == [(1,)]
+    finally:
+        con.close()
