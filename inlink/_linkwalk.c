@@ -2468,6 +2468,16 @@ static buf_t buf_recycle(buf_t *b) {
     return *b;
 }
 
+/* A slot array kept for the next walk, unless one page grew it past KEEP_SLOTS. */
+static void *keep_slots(void *p, size_t *cap) {
+    if (*cap > KEEP_SLOTS) {
+        PyMem_Free(p);
+        *cap = 0;
+        return NULL;
+    }
+    return p;
+}
+
 /* Give the (emptied) tables and buffers back for the next walk. */
 static void spare_give(walk_t *w, pending_t *pending, size_t cap_pending) {
     ht_recycle(&w->hrefs);
@@ -2476,19 +2486,9 @@ static void spare_give(walk_t *w, pending_t *pending, size_t cap_pending) {
     spare.hrefs = w->hrefs;
     spare.hosts = w->hosts;
     spare.idents = w->idents;
-    if (w->cap_got > KEEP_SLOTS) {
-        PyMem_Free(w->got);
-        w->got = NULL;
-        w->cap_got = 0;
-    }
-    spare.got = w->got;
+    spare.got = w->got = keep_slots(w->got, &w->cap_got);
     spare.cap_got = w->cap_got;
-    if (w->cap_ids > KEEP_SLOTS) {
-        PyMem_Free(w->ids);
-        w->ids = NULL;
-        w->cap_ids = 0;
-    }
-    spare.ids = w->ids;
+    spare.ids = w->ids = keep_slots(w->ids, &w->cap_ids);
     spare.cap_ids = w->cap_ids;
     spare.key = buf_recycle(&w->key);
     spare.joined = buf_recycle(&w->joined);

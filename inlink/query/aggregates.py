@@ -39,12 +39,12 @@ MAX_TARGETS = 100
 MAX_LIST = 10_000
 
 # The columns aggregates need, computed once per link row of the batch (in small.T... order
-# after `_t`).
-_BASE = (("dom", "l.source_domain"), ("ip", "l.source_ip"), ("subnet", "l.source_subnet"),
-         ("nf", "l.nofollow"), ("kind", "l.kind"), ("home", HOME_PAGE_SQL),
-         ("edu", label_sql("edu")), ("gov", label_sql("gov")), ("anchor", ANCHOR_TEXT_SQL),
-         ("page", "l.target_key"), ("tld", SOURCE_TLD_SQL), ("country", "l.source_country"),
-         ("first_seen", "l.first_seen"), ("last_seen", "l.last_seen"))
+# after `_t`): the stored ones as small.RAW reads them, the others derived.
+_RAW = dict(small.RAW)
+_BASE = (*((n, _RAW[n]) for n in ("dom", "ip", "subnet", "nf", "kind")),
+         ("home", HOME_PAGE_SQL), ("edu", label_sql("edu")), ("gov", label_sql("gov")),
+         ("anchor", ANCHOR_TEXT_SQL), ("page", _RAW["page"]), ("tld", SOURCE_TLD_SQL),
+         *((n, _RAW[n]) for n in ("country", "first_seen", "last_seen")))
 _BASE_COLS = ", ".join(f"{sql} AS {name}" for name, sql in _BASE)
 
 
@@ -110,10 +110,10 @@ def metrics(store: Store, targets: Sequence[Target]) -> list[Metrics]:
                              lambda rest: metrics(store, rest))
     fetched = _fetch_small(store, targets, frozenset({"dom", "ip", "subnet", "nf", "edu",
                                                       "gov"}))
-    base, params = backlinks_sql(targets)
     if fetched is not None:
         rows = {i: small.metric_values(r) for i, r in fetched.items()}
     else:
+        base, params = backlinks_sql(targets)
         rows = {int(r[0]): _ints(r[1:]) for r in store.query(
             f"SELECT _t, {_METRIC_SQL} FROM ({base}) GROUP BY _t", params)}
     return [Metrics(t, *rows.get(i, [0] * 8)) for i, t in enumerate(targets)]
@@ -159,10 +159,10 @@ def _count(store: Store, targets: Sequence[Target], expr: str) -> list[int]:
         return _merge_stored(targets, stored, lambda s, _t: int(getattr(s, _COUNT_FIELD[expr])),
                              lambda rest: _count(store, rest, expr))
     fetched = _fetch_small(store, targets, _COUNT_NEEDS[expr])
-    base, params = backlinks_sql(targets)
     if fetched is not None:
         counts = {i: small.count_value(r, expr) for i, r in fetched.items()}
     else:
+        base, params = backlinks_sql(targets)
         counts = {int(r[0]): int(r[1]) for r in store.query(
             f"SELECT _t, {expr} FROM ({base}) GROUP BY _t", params)}
     return [counts.get(i, 0) for i in range(len(targets))]
@@ -236,13 +236,12 @@ def summarize(store: Store, targets: Sequence[Target], *, top_anchors: int = 10,
                                  lambda s, t: dataclasses.replace(s, target=t),
                                  lambda rest: summarize(store, rest))
     ctx = context(store)
-    base, params = backlinks_sql(targets)
     n = max(top_anchors, top_pages, top_tlds, top_countries)
     fetched = _fetch_small(store, targets)
     if fetched is not None:
         scalars, tops = _summary_small(fetched, n)
     else:
-        scalars, tops = _summary_sql(store, base, params, n)
+        scalars, tops = _summary_sql(store, *backlinks_sql(targets), n)
 
     def top(i: int, what: str, by: str, k: int) -> list[CountItem]:
         ranked = sorted(tops.get((i, what, by), []), key=lambda p: p[0])
@@ -341,13 +340,13 @@ def _group_rows(store: Store, target: Target, key: str, where: str, order_by: st
         return stored
     fetched = _fetch_small(store, [target], frozenset({key, "dom", "nf", "first_seen",
                                                        "last_seen", "subnet"}))
-    base, params = backlinks_sql([target])
     if fetched is not None:
         keep = _GROUP_KEEP[where]
         return [GroupRow(str(v), bl, rd, nf, df, fs, ls) for v, bl, rd, nf, df, fs, ls
                 in small.group_rows(fetched.get(0, []), _GROUP_COLS[key], keep, order_by,
                                     limit)]
     first, second = ("bl", "rd") if order_by == "backlinks" else ("rd", "bl")
+    base, params = backlinks_sql([target])
     rows = store.query(
         f"SELECT {key} AS v, count(*) AS bl, count(DISTINCT dom) AS rd, "
         "count(*) FILTER (nf), count(*) FILTER (NOT nf), min(first_seen), max(last_seen) "

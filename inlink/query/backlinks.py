@@ -173,8 +173,8 @@ def _after(n_keys: int, desc: list[bool], values: list[Any]) -> tuple[str, list[
 
 
 class _Plan:
-    """The SQL of a listing: the matching rows with their sort keys (and group numbers), and
-    with `row_cols` (`_link_cols`) as `_c0...` when given.
+    """The SQL of a listing: the matching rows with their sort keys (and group numbers), and,
+    for a plain listing (`flat`), with `row_cols` (`_link_cols`) as `_c0...`.
 
     `page_sql(where)` is one page's statement. A plain listing (no group, no indirect links)
     is one flat SELECT with the cursor's condition on the key aliases: each subquery level
@@ -205,22 +205,21 @@ class _Plan:
             if g.join:
                 joins.add(g.join)
             group_sql = ctx.expr(g.sql)
+        self.flat = q.group is None and not q.include_indirect
         keys_sql = ", ".join(f"{k} AS _k{i}" for i, k in enumerate(self.keys))
-        self.row_names = [f"_c{i}" for i in range(len(row_cols or []))]
-        rows_sql = "".join(f", {c} AS {n}" for c, n in zip(row_cols or [], self.row_names,
-                                                             strict=True))
-        base_cols = f"{keys_sql}, l.target_domain AS _td, {group_sql} AS _g{rows_sql}"
+        row_cols = row_cols if self.flat and row_cols else []
+        rows_sql = "".join(f", {c} AS _c{i}" for i, c in enumerate(row_cols))
+        base_cols = f"{keys_sql}, l.target_domain AS _td, {group_sql} AS _g"
         kinds, kparams = kinds_sql(q.kinds)
         common = f"{status_sql(q.status)} AND {kinds} AND {fsql}"
         scope, sparams = scope_sql(q.target)
         internal = "" if q.include_internal else " AND NOT l.internal"
         joined = ctx.joins(joins)
+        scoped = f"FROM links l {joined} WHERE {scope}{internal} AND {common}"
         self.via: dict[str, _Via] = {}
-        self.flat = q.group is None and not q.include_indirect
         self.flat_sql = (f"SELECT {keys_sql}, l.target_domain AS _td, NULL AS _gc{rows_sql} "
-                         f"FROM links l {joined} WHERE {scope}{internal} AND {common}")
-        parts = [f"SELECT {base_cols} FROM links l {joined} "
-                 f"WHERE {scope}{internal} AND {common}"]
+                         f"{scoped}")
+        parts = [f"SELECT {base_cols} {scoped}"]
         params: list[object] = [*sparams, *kparams, *fparams]
         if q.include_indirect:
             self.via = _via_pages(store, q.target)
@@ -253,9 +252,8 @@ class _Plan:
         order = f"ORDER BY {self.order_sql} LIMIT {int(limit)} OFFSET {int(offset)}"
         if self.flat:
             return f"{self.flat_sql} AND {where} {order}"
-        extra = "".join(", " + c for c in self.row_names)
-        return (f"SELECT {', '.join(f'_k{i}' for i in range(len(self.keys)))}, _td, _gc"
-                f"{extra} FROM ({self.rows_sql}) WHERE {where} {order}")
+        return (f"SELECT {', '.join(f'_k{i}' for i in range(len(self.keys)))}, _td, _gc "
+                f"FROM ({self.rows_sql}) WHERE {where} {order}")
 
 
 def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = None,
@@ -271,26 +269,25 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     state = cursors.decode(q.cursor, fp, secret, now=now) if q.cursor is not None else None
     ctx = context(store, state.run_id) if state else context(store)
     wanted = _wanted(q.fields)
-    # One statement reads the page's rows with their sort keys; on a heavy target DuckDB
-    # sorts the keys alone and fetches the other columns of the rows it keeps (late
-    # materialization, Store.cursor). Grouped and indirect listings (a window, a union)
-    # read keys first instead.
-    single = q.group is None and not q.include_indirect
-    cols = _link_cols(ctx, wanted)
-    plan = _Plan(store, q, ctx, cols[1] if single else None)
+    # A plain listing's statement reads the page's rows with their sort keys; on a heavy
+    # target DuckDB sorts the keys alone and fetches the other columns of the rows it keeps
+    # (late materialization, Store.cursor). Grouped and indirect listings (a window, a
+    # union) read keys first, then the rows by id.
+    pos, cols = _link_cols(ctx, wanted)
+    plan = _Plan(store, q, ctx, cols)
     where, wparams = "true", list[Any]()
     if state is not None:
         if len(state.key) != len(plan.keys):
             raise InvalidInput("cursor", "cursor does not match this query's order")
         where, wparams = _after(len(plan.keys), plan.desc, state.key)
     hits = store.query(plan.page_sql(where, q.limit + 1, q.offset), [*plan.params, *wparams],
-                       late=single and heavy.is_heavy(store, q.target))
+                       late=plan.flat and heavy.is_heavy(store, q.target))
     more = len(hits) > q.limit
     hits = hits[: q.limit]
     n = len(plan.keys)
     ids = [int(h[n - 1]) for h in hits]
-    if single:
-        rows = _fill(store, ctx, [h[n + 2:] for h in hits], cols[0], wanted)
+    if plan.flat:
+        rows = _fill(store, ctx, [h[n + 2:] for h in hits], pos, wanted)
     else:
         rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.fields)
     out: list[Backlink] = []
@@ -329,9 +326,8 @@ _ROW_SET = frozenset(ROW_FIELDS)
 #: are looked up by, and the target (indirect links are re-targeted by it).
 KEY_FIELDS = frozenset({"link_id", "source_key", "source_domain", "target_key", "target_url",
                         "target_host", "target_domain", "internal"})
-_RANK_FIELDS = frozenset({"source_inlink_rank", "source_rank_1000",
-                          "source_domain_inlink_rank", "source_domain_rank_1000",
-                          "link_rank_1000"})
+_RANK_FIELDS = ("source_inlink_rank", "source_rank_1000", "link_rank_1000",
+                "source_domain_inlink_rank", "source_domain_rank_1000")
 
 
 def sql_list(values: list[str] | list[int]) -> str:
@@ -360,13 +356,13 @@ def _wanted(fields: frozenset[str] | None) -> frozenset[str]:
 
 
 def _link_cols(ctx: Ctx, wanted: frozenset[str]) -> tuple[list[int], list[str]]:
-    """The wanted link-table fields of a row: their positions in ROW_FIELDS and their SQL,
-    then whether the link passes rank (for link_rank_1000; position -1)."""
+    """The wanted link-table fields of a row: their positions in ROW_FIELDS, and their SQL
+    followed by one more column, whether the link passes rank (for link_rank_1000)."""
     pos = [i for i, name in enumerate(ROW_FIELDS)
            if name in wanted and not FIELDS[name].join]
     sql = [ctx.expr(FIELDS[ROW_FIELDS[i]].sql) for i in pos]
     passes = passing_link("l.") if "link_rank_1000" in wanted else "false"
-    return [*pos, -1], [*sql, f"({passes})"]
+    return pos, [*sql, f"({passes})"]
 
 
 def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
@@ -394,7 +390,6 @@ def _fill(store: Store, ctx: Ctx, links: list[tuple[Any, ...]], pos: list[int],
     """
     if not links:
         return {}
-    passes_at = len(pos) - 1
     key_at, dom_at = pos.index(_POS["source_key"]), pos.index(_POS["source_domain"])
     keys = sorted({str(r[key_at]) for r in links})
     doms = sorted({str(r[dom_at]) for r in links})
@@ -402,31 +397,30 @@ def _fill(store: Store, ctx: Ctx, links: list[tuple[Any, ...]], pos: list[int],
     pages = {str(r[0]): r[1:] for r in store.query(
         f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in page_cols)} FROM pages "
         f"WHERE {_in('url_key', keys)}")} if page_cols else {}
-    rank_cols = [name for name in _RANK_FIELDS if name in wanted]
+    # (position in the row, index in the five rank values below) of the wanted rank fields
+    rank_at = [(_POS[name], i) for i, name in enumerate(_RANK_FIELDS) if name in wanted]
     rp: dict[str, tuple[int, int, int]] = {}
     rd: dict[str, tuple[int, int]] = {}
-    if ctx.run_id is not None and rank_cols:
+    if ctx.run_id is not None and rank_at:
         rp = rankcache.page_ranks(store, ctx.run_id, keys)
         rd = rankcache.domain_ranks(store, ctx.run_id, doms)
     out: dict[int, Backlink] = {}
     no_page = (None,) * len(page_cols)
     for r in links:
         row: list[Any] = [None] * len(ROW_FIELDS)
-        for p, v in zip(pos[:-1], r, strict=False):
+        for p, v in zip(pos, r, strict=False):   # r ends with the passes column
             row[p] = v
         page = pages.get(r[key_at], no_page)
         for i, name in enumerate(page_cols):
             row[_POS[name]] = page[i]
-        if rank_cols:
+        if rank_at:
             prank = rp.get(r[key_at])
             drank = rd.get(r[dom_at])
-            got = {"source_inlink_rank": int(prank[0]) if prank else 0,
-                   "source_rank_1000": int(prank[1]) if prank else 0,
-                   "link_rank_1000": int(prank[2] or 0) if prank and r[passes_at] else 0,
-                   "source_domain_inlink_rank": int(drank[0]) if drank else 0,
-                   "source_domain_rank_1000": int(drank[1]) if drank else 0}
-            for name in rank_cols:
-                row[_POS[name]] = got[name]
+            values = ((int(prank[0]), int(prank[1]), int(prank[2] or 0) if r[-1] else 0)
+                      if prank else (0, 0, 0)) + ((int(drank[0]), int(drank[1]))
+                                                  if drank else (0, 0))
+            for p, i in rank_at:
+                row[p] = values[i]
         out[int(row[0])] = make_row(tuple(row))
     return out
 

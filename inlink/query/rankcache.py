@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inlink.index.store import Store
+from inlink.query.sql import HOME_PAGE_RE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def _load(store: Store, run_id: int) -> _Run:
     # keys home_rank_sql tries for a domain D are http(s)://D/ and http(s)://www.D/.
     homes = {str(d): int(r) for d, r in cur.execute(
         "WITH h AS (SELECT split_part(url_key, '/', 3) AS host, inlink_rank FROM rank_pages "
-        "WHERE run_id = ? AND regexp_matches(url_key, '^https?://[^/]+/$')) "
+        f"WHERE run_id = ? AND regexp_matches(url_key, '{HOME_PAGE_RE}')) "
         "SELECT name, max(inlink_rank) FROM (SELECT host AS name, inlink_rank FROM h "
         "UNION ALL SELECT host[5:], inlink_rank FROM h WHERE starts_with(host, 'www.')) "
         "GROUP BY name", [run_id]).fetchall()}

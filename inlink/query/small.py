@@ -45,7 +45,6 @@ RAW = (("dom", "l.source_domain"), ("ip", "l.source_ip"), ("subnet", "l.source_s
        ("last_seen", "l.last_seen"))
 SOURCES = {"home": ("key",), "edu": ("dom",), "gov": ("dom",), "tld": ("dom",),
            "anchor": ("kind", "anchor", "alt")}
-_R = {name for name, _ in RAW}
 
 
 def home_page(key: str) -> bool:
@@ -84,9 +83,8 @@ def anchor_text(kind: str, anchor: str, alt: str | None) -> str:
 def raw_cols(names: frozenset[str] | None) -> str:
     """The SELECT list (after `_t`) of a fetch for the `_BASE` names (None: all), NULL for
     stored columns none of them needs."""
-    need: set[str] = set()
-    for name in names if names is not None else (*_R, *SOURCES):  # every stored column
-        need.update(SOURCES.get(name, (name,)))
+    need = ({name for name, _ in RAW} if names is None
+            else {s for name in names for s in SOURCES.get(name, (name,))})
     return ", ".join(f"{sql if name in need else 'NULL'} AS {name}" for name, sql in RAW)
 
 

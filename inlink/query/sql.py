@@ -39,7 +39,8 @@ class Field:
 
 
 # Seed 001: "from the home page of the referring domain" — the root URL of the source host.
-HOME_PAGE_SQL = r"regexp_matches(l.source_key, '^https?://[^/]+/$')"
+HOME_PAGE_RE = "^https?://[^/]+/$"
+HOME_PAGE_SQL = f"regexp_matches(l.source_key, '{HOME_PAGE_RE}')"
 # urls.tld: the last label of a name; IP hosts have none. Read from the source domain, which
 # ends with the host's last label (an IP host is its own domain): the summary then reads one
 # string column less.
