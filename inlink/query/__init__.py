@@ -17,7 +17,12 @@ from inlink.query.aggregates import (
     summarize,
 )
 from inlink.query.authority import authority, domain_authority_history, page_authority_history
-from inlink.query.backlinks import count_backlinks_matching, find_backlinks, iter_backlinks
+from inlink.query.backlinks import (
+    count_backlinks_matching,
+    find_backlink_columns,
+    find_backlinks,
+    iter_backlinks,
+)
 from inlink.query.history import (
     history_counts,
     history_cumulative,
@@ -30,6 +35,7 @@ from inlink.query.models import (
     BACKLINK_KINDS,
     Authority,
     Backlink,
+    BacklinkColumns,
     BacklinkPage,
     BacklinkQuery,
     CountItem,
@@ -59,12 +65,13 @@ from inlink.query.sql import FIELDS, GROUP_FIELDS
 
 __all__ = [
     "ALL_KINDS", "BACKLINK_KINDS", "FIELDS", "GROUP_FIELDS", "MAX_TARGETS", "Authority",
-    "Backlink", "BacklinkPage", "BacklinkQuery", "CountItem", "DayCount", "DayTotal", "Filter",
+    "Backlink", "BacklinkColumns", "BacklinkPage", "BacklinkQuery", "CountItem", "DayCount",
+    "DayTotal", "Filter",
     "FilterExpr", "FilterGroup", "GroupBy", "GroupRow", "HistoryQuery", "HistoryRow",
     "IndirectHop", "Metrics", "Mode", "Op", "Order", "RefDomain", "RefDomainChange", "Summary",
     "Target", "all_of", "any_of", "authority", "count_backlinks", "count_backlinks_matching",
     "count_ips", "count_refdomains", "count_subnets", "domain_authority_history",
-    "find_backlinks", "history_counts",
+    "find_backlink_columns", "find_backlinks", "history_counts",
     "history_cumulative", "indexed_pages", "iter_backlinks", "list_anchors", "list_history",
     "list_referring_ips", "list_refdomains", "metrics", "page_authority_history",
     "refdomain_rank_distribution", "refdomains_history", "refdomains_history_counts",

@@ -5,10 +5,13 @@ seed 004 /backlinks/live), with signed key-set cursors that survive rows being a
 from __future__ import annotations
 
 import dataclasses
+import operator
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from inlink import urls
 from inlink.errors import InvalidInput
@@ -21,11 +24,13 @@ from inlink.query.models import (
     MAX_OFFSET,
     MAX_ORDER_RULES,
     Backlink,
+    BacklinkColumns,
     BacklinkPage,
     BacklinkQuery,
     IndirectHop,
     Mode,
     Target,
+    backlink_rows,
 )
 from inlink.query.sql import (
     FIELDS,
@@ -44,18 +49,8 @@ from inlink.rank.graph import passing_link
 ROW_FIELDS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(Backlink) if f.name not in ("group_count",
                                                                    "indirect_path"))
-_ALL_JOINS = {"sp", "rp", "rd"}
 #: Redirect chains longer than this are broken (docs/data-model.md: more than 5 hops).
 MAX_HOPS = 5
-
-
-def row_select(ctx: Ctx) -> str:
-    """The SELECT list of a full Backlink row over `l`, `sp`, `rp`, `rd`."""
-    return ", ".join(ctx.expr(FIELDS[name].sql) for name in ROW_FIELDS)
-
-
-def make_row(row: tuple[Any, ...], **extra: Any) -> Backlink:
-    return Backlink(*row, **extra)
 
 
 def status_sql(status: str) -> str:
@@ -176,9 +171,11 @@ class _Plan:
     """The SQL of a listing: the matching rows with their sort keys (and group numbers), and,
     for a plain listing (`flat`), with `row_cols` (`_link_cols`) as `_c0...`.
 
-    `page_sql(where)` is one page's statement. A plain listing (no group, no indirect links)
-    is one flat SELECT with the cursor's condition on the key aliases: each subquery level
-    and each selected NULL cost DuckDB ~0.3-1 ms on a 100-row page (docs/query.md).
+    `page(...)` is one page's statement. A plain listing (no group, no indirect links) is one
+    flat SELECT with the cursor's condition on the key aliases: each subquery level and each
+    selected NULL cost DuckDB ~0.3-1 ms on a 100-row page (docs/query.md). A plain listing of
+    a heavy target in the default order reads the ordered copy (`copy_version`, see
+    inlink.query.heavy) instead of sorting the target's rows.
     """
 
     def __init__(self, store: Store, q: BacklinkQuery, ctx: Ctx,
@@ -205,20 +202,39 @@ class _Plan:
             if g.join:
                 joins.add(g.join)
             group_sql = ctx.expr(g.sql)
-        self.flat = q.group is None and not q.include_indirect
+        self.flat = _is_flat(q)
         keys_sql = ", ".join(f"{k} AS _k{i}" for i, k in enumerate(self.keys))
-        row_cols = row_cols if self.flat and row_cols else []
-        rows_sql = "".join(f", {c} AS _c{i}" for i, c in enumerate(row_cols))
+        # A flat page's tuple: the keys, then the row columns that are not keys already;
+        # `row_at[i]` is where row column i is in it.
+        extra: list[str] = []
+        self.row_at: list[int] = []
+        for c in row_cols if self.flat and row_cols else []:
+            if c not in self.keys and c not in extra:
+                extra.append(c)
+            at = self.keys.index(c) if c in self.keys else len(self.keys) + extra.index(c)
+            self.row_at.append(at)
+        rows_sql = "".join(f", {c} AS _c{i}" for i, c in enumerate(extra))
         base_cols = f"{keys_sql}, l.target_domain AS _td, {group_sql} AS _g"
         kinds, kparams = kinds_sql(q.kinds)
         common = f"{status_sql(q.status)} AND {kinds} AND {fsql}"
         scope, sparams = scope_sql(q.target)
         internal = "" if q.include_internal else " AND NOT l.internal"
         joined = ctx.joins(joins)
-        scoped = f"FROM links l {joined} WHERE {scope}{internal} AND {common}"
+        where = f"WHERE {scope}{internal} AND {common}"
+        scoped = f"FROM links l {joined} {where}"
         self.via: dict[str, _Via] = {}
-        self.flat_sql = (f"SELECT {keys_sql}, l.target_domain AS _td, NULL AS _gc{rows_sql} "
-                         f"{scoped}")
+        select = f"SELECT {keys_sql}{rows_sql}"
+        self.flat_sql = f"{select} {scoped}"
+        # (the copy adds its source page hashes and positions at the end)
+        self.width = len(self.keys) + len(extra) if self.flat else len(self.keys) + 2
+        # The ordered copy holds live, non-internal rows in (first_seen DESC, link_id) order;
+        # a join could change the order rows come out in, so joined listings sort.
+        self.copy_version = None
+        if (self.flat and q.status == "live" and not q.include_internal and not joins
+                and self.keys == ["l.first_seen", "l.link_id"] and self.desc == [True, False]):
+            self.copy_version = heavy.listing_version(store, q.target)
+        self.copy_sql = (f"{select}, l.source_hash AS _h, l.pos AS _pos "
+                         f"FROM {heavy.LISTING_TABLE} l {where} AND l.version = ?")
         parts = [f"SELECT {base_cols} {scoped}"]
         params: list[object] = [*sparams, *kparams, *fparams]
         if q.include_indirect:
@@ -246,19 +262,33 @@ class _Plan:
         else:
             self.rows_sql = f"SELECT *, NULL AS _gc FROM ({self.base})"
 
-    def page_sql(self, where: str, limit: int, offset: int) -> str:
+    def page(self, where: str, wparams: list[Any], limit: int, offset: int, *,
+             start: int | None = None, sort: bool = False) -> tuple[str, list[Any]]:
         """A page of rows after the cursor condition `where` (over `_k0...`): the sort keys,
-        `_td`, `_gc` and the row columns."""
-        order = f"ORDER BY {self.order_sql} LIMIT {int(limit)} OFFSET {int(offset)}"
+        then the row columns (flat; from the copy also `_h` and `_pos`) or `_td` and `_gc`.
+        From the copy, `start` is the cursor row's position; without `sort` the rows come in
+        the copy's order."""
+        tail = f"LIMIT {int(limit)} OFFSET {int(offset)}"
+        order = f"ORDER BY {self.order_sql} {tail}"
+        if self.copy_version is not None:
+            bound = "" if start is None else f" AND l.pos > {int(start)}"
+            sql = f"{self.copy_sql} AND {where}{bound} {'ORDER BY l.pos ' if sort else ''}{tail}"
+            return sql, [*self.params, self.copy_version, *wparams]
         if self.flat:
-            return f"{self.flat_sql} AND {where} {order}"
+            return f"{self.flat_sql} AND {where} {order}", [*self.params, *wparams]
         return (f"SELECT {', '.join(f'_k{i}' for i in range(len(self.keys)))}, _td, _gc "
-                f"FROM ({self.rows_sql}) WHERE {where} {order}")
+                f"FROM ({self.rows_sql}) WHERE {where} {order}", [*self.params, *wparams])
 
 
-def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = None,
-                   with_total: bool = True, now: float | None = None) -> BacklinkPage:
-    """One page of a target's backlinks; `next_cursor` continues after its last row.
+def _is_flat(q: BacklinkQuery) -> bool:
+    return q.group is None and not q.include_indirect
+
+
+def find_backlink_columns(store: Store, q: BacklinkQuery, *, secret: bytes | None = None,
+                          with_total: bool = True, now: float | None = None
+                          ) -> BacklinkColumns:
+    """One page of a target's backlinks, as columns; `next_cursor` continues after its last
+    row.
 
     The cursor is signed with `secret` (a server passes its persisted secret; without one a
     per-process secret is used) and is rejected for any other query; it pins the rank run
@@ -268,11 +298,12 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     fp = _fingerprint(q)
     state = cursors.decode(q.cursor, fp, secret, now=now) if q.cursor is not None else None
     ctx = context(store, state.run_id) if state else context(store)
-    wanted = _wanted(q.fields)
+    wanted = _wanted(q.fields, _is_flat(q))
     # A plain listing's statement reads the page's rows with their sort keys; on a heavy
-    # target DuckDB sorts the keys alone and fetches the other columns of the rows it keeps
-    # (late materialization, Store.cursor). Grouped and indirect listings (a window, a
-    # union) read keys first, then the rows by id.
+    # target it reads the ordered copy, or, in other orders, DuckDB sorts the keys alone and
+    # fetches the other columns of the rows it keeps (late materialization,
+    # Store.cursor). Grouped and indirect listings (a window, a union) read keys first, then
+    # the rows by id.
     pos, cols = _link_cols(ctx, wanted)
     plan = _Plan(store, q, ctx, cols)
     where, wparams = "true", list[Any]()
@@ -280,29 +311,21 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
         if len(state.key) != len(plan.keys):
             raise InvalidInput("cursor", "cursor does not match this query's order")
         where, wparams = _after(len(plan.keys), plan.desc, state.key)
-    hits = store.query(plan.page_sql(where, q.limit + 1, q.offset), [*plan.params, *wparams],
-                       late=plan.flat and heavy.is_heavy(store, q.target))
+    hits = _page_hits(store, q, plan, where, wparams, state.key if state else None)
     more = len(hits) > q.limit
     hits = hits[: q.limit]
     n = len(plan.keys)
-    ids = [int(h[n - 1]) for h in hits]
+    columns = list(zip(*hits, strict=True)) or [()] * (plan.width + 2)
+    ids = [int(i) for i in columns[n - 1]]
     if plan.flat:
-        rows = _fill(store, ctx, [h[n + 2:] for h in hits], pos, wanted)
+        hashes = columns[plan.width] if plan.copy_version is not None else None
+        out = _fill(store, ctx, [columns[i] for i in plan.row_at], pos, wanted, hashes)
+        out["group_count"] = [None] * len(ids)
+        out["indirect_path"] = [()] * len(ids)
     else:
-        rows = _load_rows(store, ctx, ids, sorted({str(h[n]) for h in hits}), q.fields)
-    out: list[Backlink] = []
-    for h, lid in zip(hits, ids, strict=True):
-        row = rows[lid]
-        gc = None if h[n + 1] is None else int(h[n + 1])
-        via = plan.via.get(row.target_key)
-        if via is not None and not _in_scope(q.target, row.target_key, row.target_host,
-                                             row.target_domain):
-            row = dataclasses.replace(row, target_key=via.final_key, target_url=via.final_url,
-                                      target_host=via.final_host,
-                                      target_domain=via.final_domain,
-                                      internal=row.source_domain == via.final_domain,
-                                      indirect_path=via.path)
-        out.append(dataclasses.replace(row, group_count=gc) if gc is not None else row)
+        out = _load_columns(store, ctx, ids, sorted({str(d) for d in columns[n]}), wanted)
+        out["group_count"] = [None if g is None else int(g) for g in columns[n + 1]]
+        _retarget(q.target, plan.via, out)
     next_cursor = None
     if more and hits:
         last = list(hits[-1][:n])
@@ -312,7 +335,51 @@ def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = Non
     total = None
     if with_total:
         total = int(store.query(f"SELECT count(*) FROM ({plan.rows_sql})", plan.params)[0][0])
-    return BacklinkPage(q.target, out, total, next_cursor)
+    return BacklinkColumns(q.target, out, total, next_cursor)
+
+
+def find_backlinks(store: Store, q: BacklinkQuery, *, secret: bytes | None = None,
+                   with_total: bool = True, now: float | None = None) -> BacklinkPage:
+    """find_backlink_columns as Backlink rows."""
+    return find_backlink_columns(store, q, secret=secret, with_total=with_total,
+                                 now=now).page()
+
+
+def _page_hits(store: Store, q: BacklinkQuery, plan: _Plan, where: str, wparams: list[Any],
+               key: list[Any] | None) -> list[tuple[Any, ...]]:
+    """The page's rows (limit + 1) of `plan.page`."""
+    if plan.copy_version is None:
+        sql, params = plan.page(where, wparams, q.limit + 1, q.offset)
+        return store.query(sql, params, late=plan.flat and heavy.is_heavy(store, q.target))
+    start = None
+    if key is not None:
+        start = heavy.listing_start(store, plan.copy_version, q.target, key[0], key[1])
+    sql, params = plan.page(where, wparams, q.limit + 1, q.offset, start=start)
+    hits = store.query(sql, params)
+    at = [h[-1] for h in hits]
+    if not all(map(operator.lt, at, at[1:])):
+        # DuckDB keeps insertion order in a plain scan (preserve_insertion_order): should
+        # a plan ever not, the copy is sorted instead.
+        sql, params = plan.page(where, wparams, q.limit + 1, q.offset, start=start, sort=True)
+        hits = store.query(sql, params)
+    return hits
+
+
+def _retarget(target: Target, via: dict[str, _Via], out: dict[str, list[Any]]) -> None:
+    """Rows linking to a page that redirects or canonicalizes into the target: shown with
+    the in-scope page as their target and the path to it."""
+    paths: list[tuple[IndirectHop, ...]] = [()] * len(out["link_id"])
+    if via:
+        for i, key in enumerate(out["target_key"]):
+            v = via.get(key)
+            if v is None or _in_scope(target, key, out["target_host"][i],
+                                      out["target_domain"][i]):
+                continue
+            out["target_key"][i], out["target_url"][i] = v.final_key, v.final_url
+            out["target_host"][i], out["target_domain"][i] = v.final_host, v.final_domain
+            out["internal"][i] = out["source_domain"][i] == v.final_domain
+            paths[i] = v.path
+    out["indirect_path"] = paths
 
 
 #: Backlink fields read from the source page (sp), by column.
@@ -322,10 +389,12 @@ _PAGE_COLS = {"source_status": "status",
               "source_external_links": "external_links"}
 _POS = {name: i for i, name in enumerate(ROW_FIELDS)}
 _ROW_SET = frozenset(ROW_FIELDS)
-#: Read for every row whatever `BacklinkQuery.fields` asks: its identity, the keys its ranks
-#: are looked up by, and the target (indirect links are re-targeted by it).
-KEY_FIELDS = frozenset({"link_id", "source_key", "source_domain", "target_key", "target_url",
-                        "target_host", "target_domain", "internal"})
+#: Read for every row whatever `BacklinkQuery.fields` asks: its identity and the keys its
+#: page's attributes and ranks are looked up by ...
+KEY_FIELDS = frozenset({"link_id", "source_key", "source_domain"})
+#: ... and, in grouped and indirect listings, the target (indirect links are re-targeted).
+TARGET_FIELDS = frozenset({"target_key", "target_url", "target_host", "target_domain",
+                           "internal"})
 _RANK_FIELDS = ("source_inlink_rank", "source_rank_1000", "link_rank_1000",
                 "source_domain_inlink_rank", "source_domain_rank_1000")
 
@@ -351,8 +420,10 @@ def _in(column: str, values: list[str] | list[int]) -> str:
     return f"{column} IN (SELECT unnest([{sql_list(values)}]::{kind}[]))"
 
 
-def _wanted(fields: frozenset[str] | None) -> frozenset[str]:
-    return _ROW_SET if fields is None else fields | KEY_FIELDS
+def _wanted(fields: frozenset[str] | None, flat: bool) -> frozenset[str]:
+    if fields is None:
+        return _ROW_SET
+    return fields | KEY_FIELDS if flat else fields | KEY_FIELDS | TARGET_FIELDS
 
 
 def _link_cols(ctx: Ctx, wanted: frozenset[str]) -> tuple[list[int], list[str]]:
@@ -365,63 +436,66 @@ def _link_cols(ctx: Ctx, wanted: frozenset[str]) -> tuple[list[int], list[str]]:
     return pos, [*sql, f"({passes})"]
 
 
-def _load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
-               fields: frozenset[str] | None = None) -> dict[int, Backlink]:
-    """Rows for the link ids of a page (target domains given so zone maps prune) with the
-    Backlink fields in `fields` and KEY_FIELDS (None: every field)."""
-    if not ids:
-        return {}
-    wanted = _wanted(fields)
+def _load_columns(store: Store, ctx: Ctx, ids: list[int], domains: list[str],
+                  wanted: frozenset[str]) -> dict[str, list[Any]]:
+    """The `wanted` columns of the rows with these link ids, in the order of `ids` (target
+    domains given so zone maps prune)."""
     pos, sql = _link_cols(ctx, wanted)
     links = store.query(
         f"SELECT {', '.join(sql)} FROM links l "
-        f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}")
-    return _fill(store, ctx, links, pos, wanted)
+        f"WHERE l.target_domain IN ({sql_list(domains)}) AND {_in('l.link_id', ids)}"
+    ) if ids else []
+    at = {int(r[0]): r for r in links}      # link_id is the first field of ROW_FIELDS
+    ordered = [at[i] for i in ids]
+    return _fill(store, ctx, list(zip(*ordered, strict=True)) or [()] * len(sql), pos,
+                 wanted)
 
 
-def _fill(store: Store, ctx: Ctx, links: list[tuple[Any, ...]], pos: list[int],
-          wanted: frozenset[str]) -> dict[int, Backlink]:
-    """Backlinks by link id from rows of `_link_cols` (values at positions `pos`), with
-    their source page's attributes and ranks filled in where wanted; other fields None.
+def load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]
+              ) -> dict[int, Backlink]:
+    """Whole Backlink rows by link id (target domains given so zone maps prune)."""
+    ids = sorted(set(ids))
+    return dict(zip(ids, backlink_rows(_load_columns(store, ctx, ids, domains, _ROW_SET)),
+                    strict=True))
+
+
+def _fill(store: Store, ctx: Ctx, cols: Sequence[Sequence[Any]], pos: list[int],
+          wanted: frozenset[str], hashes: Sequence[int] | None = None
+          ) -> dict[str, list[Any]]:
+    """Backlink columns from the columns of `_link_cols` (the fields at positions `pos`, then
+    whether each link passes rank), with their source pages' attributes and ranks where
+    wanted (`hashes`: the source keys' rankcache hashes, when the statement read them).
 
     Keyed reads instead of joins: joining `pages` and the rank tables would scan them whole
     for a page of rows. Pages are looked up by literal key lists through their ART index
     (inlink.query.indexes), ranks in the run's in-memory copy (inlink.query.rankcache).
     """
-    if not links:
-        return {}
-    key_at, dom_at = pos.index(_POS["source_key"]), pos.index(_POS["source_domain"])
-    keys = sorted({str(r[key_at]) for r in links})
-    doms = sorted({str(r[dom_at]) for r in links})
+    out: dict[str, list[Any]] = {ROW_FIELDS[p]: list(c)
+                                 for p, c in zip(pos, cols, strict=False)}
+    keys, doms = out["source_key"], out["source_domain"]
     page_cols = [name for name in _PAGE_COLS if name in wanted]
-    pages = {str(r[0]): r[1:] for r in store.query(
-        f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in page_cols)} FROM pages "
-        f"WHERE {_in('url_key', keys)}")} if page_cols else {}
-    # (position in the row, index in the five rank values below) of the wanted rank fields
-    rank_at = [(_POS[name], i) for i, name in enumerate(_RANK_FIELDS) if name in wanted]
-    rp: dict[str, tuple[int, int, int]] = {}
-    rd: dict[str, tuple[int, int]] = {}
-    if ctx.run_id is not None and rank_at:
-        rp = rankcache.page_ranks(store, ctx.run_id, keys)
-        rd = rankcache.domain_ranks(store, ctx.run_id, doms)
-    out: dict[int, Backlink] = {}
-    no_page = (None,) * len(page_cols)
-    for r in links:
-        row: list[Any] = [None] * len(ROW_FIELDS)
-        for p, v in zip(pos, r, strict=False):   # r ends with the passes column
-            row[p] = v
-        page = pages.get(r[key_at], no_page)
+    if page_cols:
+        no_page = (None,) * len(page_cols)
+        pages = {str(r[0]): r[1:] for r in store.query(
+            f"SELECT url_key, {', '.join(_PAGE_COLS[name] for name in page_cols)} FROM pages "
+            f"WHERE {_in('url_key', sorted(set(keys)))}")} if keys else {}
+        found = [pages.get(k, no_page) for k in keys]
         for i, name in enumerate(page_cols):
-            row[_POS[name]] = page[i]
-        if rank_at:
-            prank = rp.get(r[key_at])
-            drank = rd.get(r[dom_at])
-            values = ((int(prank[0]), int(prank[1]), int(prank[2] or 0) if r[-1] else 0)
-                      if prank else (0, 0, 0)) + ((int(drank[0]), int(drank[1]))
-                                                  if drank else (0, 0))
-            for p, i in rank_at:
-                row[p] = values[i]
-        out[int(row[0])] = make_row(tuple(row))
+            out[name] = [p[i] for p in found]
+    ranks = [name for name in _RANK_FIELDS if name in wanted]
+    if ranks:
+        n = len(keys)
+        page = np.zeros((n, 3), dtype=np.int64)
+        domain = np.zeros((n, 2), dtype=np.int64)
+        if ctx.run_id is not None and n:
+            page[:] = rankcache.page_rank_columns(store, ctx.run_id, keys, hashes)
+            page[:, 2] *= np.fromiter(cols[len(pos)], dtype=bool, count=n)
+            domain[:] = rankcache.domain_rank_columns(store, ctx.run_id, doms)
+        values = {"source_inlink_rank": page[:, 0], "source_rank_1000": page[:, 1],
+                  "link_rank_1000": page[:, 2], "source_domain_inlink_rank": domain[:, 0],
+                  "source_domain_rank_1000": domain[:, 1]}
+        for name in ranks:
+            out[name] = values[name].tolist()
     return out
 
 

@@ -13,6 +13,15 @@ background at start.
 Stored per heavy target: the summary (which also answers metrics and the counts), anchors,
 referring IPs and indexed pages in both orders, and referring domains in each of their three
 orders, each list cut at the API's largest `limit` (10,000).
+
+Listings of a heavy target in the Data API's default order (`first_seen` newest first, then
+`link_id`) are a top-N over all its rows and then a fetch of rows scattered over its range
+(a 10,000-row `raw` page of a million-backlink target: ~100 ms + ~200 ms). So the live,
+non-internal links of every heavy domain are also kept in that order in `heavy_links`, a
+copy of their `links` rows numbered by `pos`: a page is the next rows of the copy, read in
+order from the rows after the cursor's (`listing_start`). Hosts and URLs of a heavy domain
+read its copy with their scope as a filter. Written with the aggregates, in the same
+transaction and with the same version.
 """
 
 from __future__ import annotations
@@ -57,6 +66,11 @@ CREATE TABLE IF NOT EXISTS target_aggregates (
 )
 """
 
+#: The ordered copy: the `links` columns of heavy domains' live non-internal rows, with the
+#: version, each row's place in (target_domain, first_seen DESC, link_id) order and its
+#: source key's hash (rankcache.key_hash: a page of 10,000 rows need not hash its keys).
+LISTING_TABLE = "heavy_links"
+
 GROUP_LISTS = ("anchors", "ips", "pages")
 GROUP_ORDERS = ("backlinks", "refdomains")
 REFDOMAIN_ORDERS = ("first_seen", "domain_inlink_rank", "inlink_rank")
@@ -73,9 +87,9 @@ _SUMMARY_TOPS = ("top_anchors_by_backlinks", "top_anchors_by_refdomains",
                  "top_countries")
 
 
-def _has_table(store: Store) -> bool:
-    return bool(store.query("SELECT 1 FROM duckdb_tables() WHERE table_name = "
-                            "'target_aggregates' AND NOT temporary"))
+def _has_table(store: Store, name: str = "target_aggregates") -> bool:
+    return bool(store.query("SELECT 1 FROM duckdb_tables() WHERE table_name = ? "
+                            "AND NOT temporary", [name]))
 
 
 def data_version(store: Store) -> str:
@@ -141,6 +155,7 @@ class _State:
         self.generation = -1
         self.version = ""
         self.keys: set[tuple[str, str]] = set()
+        self.listed: set[str] = set()       # domains whose rows heavy_links holds
         self.decoded: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self.lock = threading.Lock()
 
@@ -156,14 +171,21 @@ def _state(store: Store) -> _State:
     if st.generation != store.generation or store.read_only:
         generation = store.generation
         keys: set[tuple[str, str]] = set()
+        listed: set[str] = set()
         version = ""
         if _has_table(store):
             version = data_version(store)
             keys = {(str(m), str(v)) for m, v in store.query(
                 "SELECT DISTINCT mode, value FROM target_aggregates WHERE version = ?",
                 [version])}
+            # The copy is written with the aggregates: it holds every heavy domain when its
+            # (one) version is the aggregates' version.
+            if keys and _has_table(store, LISTING_TABLE) and store.query(
+                    f"SELECT 1 FROM (SELECT version FROM {LISTING_TABLE} LIMIT 1) "
+                    "WHERE version = ?", [version]):
+                listed = {v for m, v in keys if m == Mode.DOMAIN.value}
         with st.lock:
-            st.generation, st.version, st.keys = generation, version, keys
+            st.generation, st.version, st.keys, st.listed = generation, version, keys, listed
             st.decoded.clear()
     return st
 
@@ -197,6 +219,27 @@ def is_heavy(store: Store, target: Target) -> bool:
     """True when the target's answers are stored at the current version: it has at least
     HEAVY_ROWS live backlinks (as of the last refresh)."""
     return (target.mode.value, target.value) in _state(store).keys
+
+
+def listing_version(store: Store, target: Target) -> str | None:
+    """The version to read `heavy_links` at for a listing of `target`, or None when the copy
+    does not hold the target at the index's version now (not heavy, stale, or bypassed)."""
+    if _bypassed():
+        return None
+    st = _state(store)
+    if (target.mode.value, target.value) in st.keys and target.domain in st.listed:
+        return st.version
+    return None
+
+
+def listing_start(store: Store, version: str, target: Target, first_seen: dt.datetime,
+                  link_id: int) -> int | None:
+    """The copy position of the row a cursor ended at, or None when that row is not in the
+    copy (the cursor came from an earlier version and the link is gone)."""
+    rows = store.query(
+        f"SELECT pos FROM {LISTING_TABLE} WHERE version = ? AND target_domain = ? "
+        "AND first_seen = ? AND link_id = ?", [version, target.domain, first_seen, link_id])
+    return int(rows[0][0]) if rows else None
 
 
 def summary(store: Store, target: Target) -> Summary | None:
@@ -266,14 +309,32 @@ def refresh(store: Store, *, min_rows: int = HEAVY_ROWS,
                 add(f"refdomains:{order}", _dump_refdomains(agg.list_refdomains(
                     store, t, order_by=order, limit=TOP)))  # type: ignore[arg-type]
 
+    domains = sorted({t.domain for t in targets if t.mode is Mode.DOMAIN})
+    say(f"ordered copy of {len(domains)} domains' links")
+
     def write(conn: duckdb.DuckDBPyConnection) -> None:
         run(conn, "DELETE FROM target_aggregates")
         for r in rows:
             run(conn, "INSERT INTO target_aggregates VALUES (?, ?, ?, ?, ?, ?)", list(r))
+        _write_listing(conn, version, domains)
 
     store.write(write)
+    copied = int(store.query(f"SELECT count(*) FROM {LISTING_TABLE}")[0][0])
     return {"version": version, "targets": len(targets), "answers": len(rows),
-            "seconds": time.perf_counter() - began}
+            "listing_rows": copied, "seconds": time.perf_counter() - began}
+
+
+def _write_listing(conn: duckdb.DuckDBPyConnection, version: str, domains: list[str]) -> None:
+    """(Re)create heavy_links: the domains' live non-internal links, numbered and inserted in
+    listing order (so a scan without ORDER BY returns them in it: DuckDB keeps insertion
+    order, and readers check `pos`)."""
+    run(conn, f"DROP TABLE IF EXISTS {LISTING_TABLE}")
+    names = ", ".join("'" + d.replace("'", "''") + "'" for d in domains) or "NULL"
+    quoted = "'" + version.replace("'", "''") + "'"
+    run(conn, f"CREATE TABLE {LISTING_TABLE} AS SELECT {quoted} AS version, "
+              "(row_number() OVER (ORDER BY target_domain, first_seen DESC, link_id) - 1)"
+              "::BIGINT AS pos, md5_number_upper(source_key) AS source_hash, * FROM links "
+              f"WHERE live AND NOT internal AND target_domain IN ({names}) ORDER BY pos")
 
 
 def is_fresh(store: Store, min_rows: int = HEAVY_ROWS) -> bool:

@@ -15,7 +15,7 @@ from inlink.query.aggregates import (
     domain_rank_join,
     home_rank_sql,
 )
-from inlink.query.backlinks import _load_rows
+from inlink.query.backlinks import load_rows
 from inlink.query.models import (
     BACKLINK_KINDS,
     DayCount,
@@ -99,7 +99,7 @@ def list_history(store: Store, q: HistoryQuery, *, order_by: HistoryOrder = "dat
         f"SELECT e.day, e.event, e.reason, e.link_id, l.target_domain{cols} {src} "
         f"AND e.day BETWEEN ? AND ?{event_sql} ORDER BY {_HISTORY_ORDER[order_by]} LIMIT ?",
         [*params, q.date_from, q.date_to, *([q.event] if q.event else []), limit])
-    links = _load_rows(store, ctx, sorted({int(r[3]) for r in rows}),
+    links = load_rows(store, ctx, sorted({int(r[3]) for r in rows}),
                        sorted({str(r[4]) for r in rows}))
     return [HistoryRow(day, str(ev), reason, links[int(lid)])
             for day, ev, reason, lid, *_ in rows]

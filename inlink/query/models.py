@@ -6,10 +6,11 @@ dialects translate vendor parameters onto these types and the rows back (docs/qu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from inlink import urls
 from inlink.errors import InvalidInput, InvalidUrl
@@ -330,6 +331,40 @@ class BacklinkPage:
     rows: list[Backlink]
     total: int | None
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BacklinkColumns:
+    """One page of a listing as columns: `columns[name]` holds the page's values of each
+    `Backlink` field the query read (`BacklinkQuery.fields` and the keys), plus
+    `group_count` and `indirect_path`, all in row order. A dialect that renders a large page
+    reads these instead of building a `Backlink` per row; `rows()` builds them."""
+
+    target: Target
+    columns: dict[str, list[Any]]
+    total: int | None
+    next_cursor: str | None
+
+    def __len__(self) -> int:
+        return len(self.columns["link_id"])
+
+    def rows(self) -> list[Backlink]:
+        """The page as Backlink rows; fields the query did not read are None."""
+        return backlink_rows(self.columns)
+
+    def page(self) -> BacklinkPage:
+        return BacklinkPage(self.target, self.rows(), self.total, self.next_cursor)
+
+
+def backlink_rows(columns: dict[str, list[Any]]) -> list[Backlink]:
+    """Backlink rows from columns by field name (`link_id` always there); a field without a
+    column is None (group_count too; indirect_path empty)."""
+    n = len(columns["link_id"])
+    blank: list[Any] = [None] * n
+    values = [columns.get(f.name, blank) for f in dataclasses.fields(Backlink)]
+    if "indirect_path" not in columns:
+        values[-1] = [()] * n
+    return [Backlink(*v) for v in zip(*values, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +86,15 @@ def domain_ranks(store: Store, run_id: int, domains: list[str]) -> dict[str, tup
     return {d: known[d] for d in domains if d in known}
 
 
+def domain_rank_columns(store: Store, run_id: int, domains: Sequence[str]
+                        ) -> npt.NDArray[np.int64]:
+    """domain_ranks for a column of domains (repeats allowed): an (n, 2) array, zeros for a
+    domain the run does not know."""
+    get = _run(store, run_id).domains.get
+    none = (0, 0)
+    return np.array([get(d, none) for d in domains], dtype=np.int64).reshape(-1, 2)
+
+
 def home_ranks(store: Store, run_id: int, domains: list[str]) -> dict[str, int]:
     """The best InLink Rank of each domain's home pages (http/https, with and without
     www.), for the domains that have a ranked one."""
@@ -106,6 +116,28 @@ def page_ranks(store: Store, run_id: int, keys: list[str]
     for i in np.flatnonzero(r.hashes[pos] == h):
         a, b, c = r.ranks[pos[i]]
         out[keys[i]] = (int(a), int(b), int(c))
+    return out
+
+
+def page_rank_columns(store: Store, run_id: int, keys: Sequence[str],
+                      hashes: Sequence[int] | None = None) -> npt.NDArray[np.int16]:
+    """page_ranks for a column of keys (repeats allowed): an (n, 3) array, row i the ranks of
+    keys[i] and zeros for a page the run does not know. `hashes`: the keys' key_hash
+    values when the caller has them (the ordered listing copy stores them)."""
+    r = _run(store, run_id)
+    out = np.zeros((len(keys), 3), dtype=np.int16)
+    if not len(keys) or not len(r.hashes):
+        return out
+    if hashes is None:
+        memo: dict[str, int] = {}
+        for k in keys:
+            if k not in memo:
+                memo[k] = key_hash(k)
+        hashes = [memo[k] for k in keys]
+    h = np.fromiter(hashes, dtype=np.uint64, count=len(keys))
+    pos = np.minimum(np.searchsorted(r.hashes, h), len(r.hashes) - 1)
+    found = r.hashes[pos] == h
+    out[found] = r.ranks[pos[found]]
     return out
 
 

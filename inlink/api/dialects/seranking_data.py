@@ -139,29 +139,32 @@ def _text_filter(p: Params, name: str) -> str | None:
 
 # ---------------------------------------------------------------- rendering
 
-#: The Backlink fields `_backlink` reads (BacklinkQuery.fields): each is a column to decode.
+#: The Backlink fields `_backlinks` reads (BacklinkQuery.fields): each is a column to decode.
 ROW_FIELDS = frozenset({"source_url", "target_url", "source_title", "anchor_text", "nofollow",
                         "kind", "image_url", "source_inlink_rank",
                         "source_domain_inlink_rank", "first_seen", "last_seen"})
 
 
-def _backlink(b: q.Backlink) -> Data:
-    # Seed 001 /all, /raw example fields (the table says nofollow_backlinks, the example
-    # nofollow: we follow the example, docs/compat.md).
-    return {
-        "url_from": b.source_url,
-        "url_to": b.target_url,
-        "title": b.source_title or "",
-        "anchor": b.anchor_text,
-        "alt": "",
-        "nofollow": b.nofollow,
-        "image": b.kind == "image",
-        "image_source": b.image_url or "",
-        "inlink_rank": b.source_inlink_rank,
-        "domain_inlink_rank": b.source_domain_inlink_rank,
-        "first_seen": _day(b.first_seen),
-        "last_visited": _day(b.last_seen),
-    }
+def _days(values: list[dt.datetime]) -> list[str | None]:
+    """_day of a column (a page holds few distinct timestamps: each is formatted once)."""
+    memo: dict[dt.datetime, str | None] = {}
+    return [memo[v] if v in memo else memo.setdefault(v, _day(v)) for v in values]
+
+
+def _backlinks(page: q.BacklinkColumns) -> list[Data]:
+    """Seed 001 /all, /raw rows (the table says nofollow_backlinks, the example nofollow: we
+    follow the example, docs/compat.md), built from the page's columns: a raw page holds up
+    to 100,000 rows."""
+    c = page.columns
+    return [{"url_from": url_from, "url_to": url_to, "title": title or "", "anchor": anchor,
+             "alt": "", "nofollow": nofollow, "image": kind == "image",
+             "image_source": image or "", "inlink_rank": rank, "domain_inlink_rank": drank,
+             "first_seen": first, "last_visited": last}
+            for url_from, url_to, title, anchor, nofollow, kind, image, rank, drank, first, last
+            in zip(c["source_url"], c["target_url"], c["source_title"], c["anchor_text"],
+                   c["nofollow"], c["kind"], c["image_url"], c["source_inlink_rank"],
+                   c["source_domain_inlink_rank"], _days(c["first_seen"]),
+                   _days(c["last_seen"]), strict=True)]
 
 
 def _link_type(kind: str) -> str:
@@ -304,8 +307,8 @@ def _all(p: Params, ctx: Context) -> Prepared:
                        limit=_limit(p), group=_per_domain(p), fields=ROW_FIELDS)
 
     def run(store: Store) -> Data:
-        page = q.find_backlinks(store, bq, secret=ctx.secret, with_total=False)
-        return {"backlinks": [_backlink(b) for b in page.rows]}
+        page = q.find_backlink_columns(store, bq, secret=ctx.secret, with_total=False)
+        return {"backlinks": _backlinks(page)}
 
     return Prepared(1, run)
 
@@ -327,12 +330,12 @@ def _raw(p: Params, ctx: Context) -> Prepared:
 
     def run(store: Store) -> Data:
         try:
-            page = q.find_backlinks(store, bq, secret=ctx.secret, with_total=False)
+            page = q.find_backlink_columns(store, bq, secret=ctx.secret, with_total=False)
         except InvalidInput as exc:
             if exc.name == "cursor":
                 raise InvalidInput("next", exc.message) from None
             raise
-        out: Data = {"backlinks": [_backlink(b) for b in page.rows]}
+        out: Data = {"backlinks": _backlinks(page)}
         if page.next_cursor is not None:
             out["next"] = page.next_cursor
         return out
