@@ -179,7 +179,7 @@ class _Plan:
     """
 
     def __init__(self, store: Store, q: BacklinkQuery, ctx: Ctx,
-                 row_cols: list[str] | None = None) -> None:
+                 row_cols: list[str] | None = None, ranks: Sequence[str] = ()) -> None:
         self.ctx = ctx
         self.keys: list[str] = []
         self.desc: list[bool] = []
@@ -225,15 +225,16 @@ class _Plan:
         self.via: dict[str, _Via] = {}
         select = f"SELECT {keys_sql}{rows_sql}"
         self.flat_sql = f"{select} {scoped}"
-        # (the copy adds its source page hashes and positions at the end)
+        # (the copy adds the wanted ranks, stored, and the positions at the end)
         self.width = len(self.keys) + len(extra) if self.flat else len(self.keys) + 2
         # The ordered copy holds live, non-internal rows in (first_seen DESC, link_id) order;
         # a join could change the order rows come out in, so joined listings sort.
         self.copy_version = None
         if (self.flat and q.status == "live" and not q.include_internal and not joins
                 and self.keys == ["l.first_seen", "l.link_id"] and self.desc == [True, False]):
-            self.copy_version = heavy.listing_version(store, q.target)
-        self.copy_sql = (f"{select}, l.source_hash AS _h, l.pos AS _pos "
+            self.copy_version = heavy.listing_version(store, q.target, ctx.run_id)
+        stored = "".join(f", l.{name}" for name in ranks)
+        self.copy_sql = (f"{select}{stored}, l.pos AS _pos "
                          f"FROM {heavy.LISTING_TABLE} l {where} AND l.version = ?")
         parts = [f"SELECT {base_cols} {scoped}"]
         params: list[object] = [*sparams, *kparams, *fparams]
@@ -265,7 +266,8 @@ class _Plan:
     def page(self, where: str, wparams: list[Any], limit: int, offset: int, *,
              start: int | None = None, sort: bool = False) -> tuple[str, list[Any]]:
         """A page of rows after the cursor condition `where` (over `_k0...`): the sort keys,
-        then the row columns (flat; from the copy also `_h` and `_pos`) or `_td` and `_gc`.
+        then the row columns (flat; from the copy also its ranks and `_pos`) or `_td` and
+        `_gc`.
         From the copy, `start` is the cursor row's position; without `sort` the rows come in
         the copy's order."""
         tail = f"LIMIT {int(limit)} OFFSET {int(offset)}"
@@ -305,7 +307,8 @@ def find_backlink_columns(store: Store, q: BacklinkQuery, *, secret: bytes | Non
     # Store.cursor). Grouped and indirect listings (a window, a union) read keys first, then
     # the rows by id.
     pos, cols = _link_cols(ctx, wanted)
-    plan = _Plan(store, q, ctx, cols)
+    ranks = [name for name in heavy.RANK_FIELDS if name in wanted]
+    plan = _Plan(store, q, ctx, cols, ranks)
     where, wparams = "true", list[Any]()
     if state is not None:
         if len(state.key) != len(plan.keys):
@@ -318,8 +321,10 @@ def find_backlink_columns(store: Store, q: BacklinkQuery, *, secret: bytes | Non
     columns = list(zip(*hits, strict=True)) or [()] * (plan.width + 2)
     ids = [int(i) for i in columns[n - 1]]
     if plan.flat:
-        hashes = columns[plan.width] if plan.copy_version is not None else None
-        out = _fill(store, ctx, [columns[i] for i in plan.row_at], pos, wanted, hashes)
+        stored: dict[str, Sequence[Any]] | None = None
+        if plan.copy_version is not None:
+            stored = dict(zip(ranks, columns[plan.width:plan.width + len(ranks)], strict=True))
+        out = _fill(store, ctx, [columns[i] for i in plan.row_at], pos, wanted, stored)
         out["group_count"] = [None] * len(ids)
         out["indirect_path"] = [()] * len(ids)
     else:
@@ -395,8 +400,7 @@ KEY_FIELDS = frozenset({"link_id", "source_key", "source_domain"})
 #: ... and, in grouped and indirect listings, the target (indirect links are re-targeted).
 TARGET_FIELDS = frozenset({"target_key", "target_url", "target_host", "target_domain",
                            "internal"})
-_RANK_FIELDS = ("source_inlink_rank", "source_rank_1000", "link_rank_1000",
-                "source_domain_inlink_rank", "source_domain_rank_1000")
+_RANK_FIELDS = heavy.RANK_FIELDS
 
 
 def sql_list(values: list[str] | list[int]) -> str:
@@ -460,11 +464,11 @@ def load_rows(store: Store, ctx: Ctx, ids: list[int], domains: list[str]
 
 
 def _fill(store: Store, ctx: Ctx, cols: Sequence[Sequence[Any]], pos: list[int],
-          wanted: frozenset[str], hashes: Sequence[int] | None = None
+          wanted: frozenset[str], stored: dict[str, Sequence[Any]] | None = None
           ) -> dict[str, list[Any]]:
     """Backlink columns from the columns of `_link_cols` (the fields at positions `pos`, then
     whether each link passes rank), with their source pages' attributes and ranks where
-    wanted (`hashes`: the source keys' rankcache hashes, when the statement read them).
+    wanted (`stored`: the rank columns the statement read, from the ordered copy).
 
     Keyed reads instead of joins: joining `pages` and the rank tables would scan them whole
     for a page of rows. Pages are looked up by literal key lists through their ART index
@@ -483,12 +487,14 @@ def _fill(store: Store, ctx: Ctx, cols: Sequence[Sequence[Any]], pos: list[int],
         for i, name in enumerate(page_cols):
             out[name] = [p[i] for p in found]
     ranks = [name for name in _RANK_FIELDS if name in wanted]
-    if ranks:
+    if stored is not None:
+        out.update((name, list(stored[name])) for name in ranks)
+    elif ranks:
         n = len(keys)
         page = np.zeros((n, 3), dtype=np.int64)
         domain = np.zeros((n, 2), dtype=np.int64)
         if ctx.run_id is not None and n:
-            page[:] = rankcache.page_rank_columns(store, ctx.run_id, keys, hashes)
+            page[:] = rankcache.page_rank_columns(store, ctx.run_id, keys)
             page[:, 2] *= np.fromiter(cols[len(pos)], dtype=bool, count=n)
             domain[:] = rankcache.domain_rank_columns(store, ctx.run_id, doms)
         values = {"source_inlink_rank": page[:, 0], "source_rank_1000": page[:, 1],

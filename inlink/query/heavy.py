@@ -49,6 +49,7 @@ from inlink.query.models import (
     Target,
     resolve_target,
 )
+from inlink.query.sql import FIELDS, Ctx, context
 
 #: Live backlinks from which a target's aggregates are materialized.
 HEAVY_ROWS = 100_000
@@ -68,8 +69,11 @@ CREATE TABLE IF NOT EXISTS target_aggregates (
 
 #: The ordered copy: the `links` columns of heavy domains' live non-internal rows, with the
 #: version, each row's place in (target_domain, first_seen DESC, link_id) order and its
-#: source key's hash (rankcache.key_hash: a page of 10,000 rows need not hash its keys).
+#: RANK_FIELDS in the version's rank run (a page of 10,000 rows then looks up no ranks).
 LISTING_TABLE = "heavy_links"
+#: The Backlink rank fields, as the query layer computes them (sql.FIELDS).
+RANK_FIELDS = ("source_inlink_rank", "source_rank_1000", "link_rank_1000",
+               "source_domain_inlink_rank", "source_domain_rank_1000")
 
 GROUP_LISTS = ("anchors", "ips", "pages")
 GROUP_ORDERS = ("backlinks", "refdomains")
@@ -94,8 +98,6 @@ def _has_table(store: Store, name: str = "target_aggregates") -> bool:
 
 def data_version(store: Store) -> str:
     """The index's data version: last committed batch and current rank run."""
-    from inlink.query.sql import context
-
     rows = store.query("SELECT coalesce(max(batch_id), 0) FROM batches")
     return f"{int(rows[0][0])}:{context(store).run_id or 0}"
 
@@ -221,13 +223,15 @@ def is_heavy(store: Store, target: Target) -> bool:
     return (target.mode.value, target.value) in _state(store).keys
 
 
-def listing_version(store: Store, target: Target) -> str | None:
-    """The version to read `heavy_links` at for a listing of `target`, or None when the copy
-    does not hold the target at the index's version now (not heavy, stale, or bypassed)."""
+def listing_version(store: Store, target: Target, run_id: int | None) -> str | None:
+    """The version to read `heavy_links` at for a listing of `target` with the ranks of
+    `run_id`, or None when the copy does not hold the target at the index's version now
+    (not heavy, stale, or bypassed) or holds another run's ranks (a cursor pins its run)."""
     if _bypassed():
         return None
     st = _state(store)
-    if (target.mode.value, target.value) in st.keys and target.domain in st.listed:
+    if ((target.mode.value, target.value) in st.keys and target.domain in st.listed
+            and st.version.rpartition(":")[2] == str(run_id or 0)):
         return st.version
     return None
 
@@ -316,7 +320,7 @@ def refresh(store: Store, *, min_rows: int = HEAVY_ROWS,
         run(conn, "DELETE FROM target_aggregates")
         for r in rows:
             run(conn, "INSERT INTO target_aggregates VALUES (?, ?, ?, ?, ?, ?)", list(r))
-        _write_listing(conn, version, domains)
+        _write_listing(conn, version, domains, context(store))
 
     store.write(write)
     copied = int(store.query(f"SELECT count(*) FROM {LISTING_TABLE}")[0][0])
@@ -324,17 +328,20 @@ def refresh(store: Store, *, min_rows: int = HEAVY_ROWS,
             "listing_rows": copied, "seconds": time.perf_counter() - began}
 
 
-def _write_listing(conn: duckdb.DuckDBPyConnection, version: str, domains: list[str]) -> None:
-    """(Re)create heavy_links: the domains' live non-internal links, numbered and inserted in
-    listing order (so a scan without ORDER BY returns them in it: DuckDB keeps insertion
-    order, and readers check `pos`)."""
+def _write_listing(conn: duckdb.DuckDBPyConnection, version: str, domains: list[str],
+                   ctx: Ctx) -> None:
+    """(Re)create heavy_links: the domains' live non-internal links with their ranks in
+    `ctx`'s run, numbered and inserted in listing order (so a scan without ORDER BY returns
+    them in it: DuckDB keeps insertion order, and readers check `pos`)."""
     run(conn, f"DROP TABLE IF EXISTS {LISTING_TABLE}")
     names = ", ".join("'" + d.replace("'", "''") + "'" for d in domains) or "NULL"
     quoted = "'" + version.replace("'", "''") + "'"
+    ranks = ", ".join(f"{ctx.expr(FIELDS[name].sql)}::INTEGER AS {name}"
+                      for name in RANK_FIELDS)
     run(conn, f"CREATE TABLE {LISTING_TABLE} AS SELECT {quoted} AS version, "
-              "(row_number() OVER (ORDER BY target_domain, first_seen DESC, link_id) - 1)"
-              "::BIGINT AS pos, md5_number_upper(source_key) AS source_hash, * FROM links "
-              f"WHERE live AND NOT internal AND target_domain IN ({names}) ORDER BY pos")
+              "(row_number() OVER (ORDER BY l.target_domain, l.first_seen DESC, l.link_id) - 1)"
+              f"::BIGINT AS pos, {ranks}, l.* FROM links l {ctx.joins({'rp', 'rd'})} "
+              f"WHERE l.live AND NOT l.internal AND l.target_domain IN ({names}) ORDER BY pos")
 
 
 def is_fresh(store: Store, min_rows: int = HEAVY_ROWS) -> bool:

@@ -34,6 +34,7 @@ from inlink.query.models import (
     Target,
     resolve_target,
 )
+from inlink.query.sql import context
 
 MIN_ROWS = 150  # heavy enough on the small test web
 SECRET = b"test-secret"
@@ -160,13 +161,18 @@ def test_ordered_copy_pages_continue_any_cursor(copy: Store,
 def test_a_write_makes_the_ordered_copy_stale(copy: Store) -> None:
     heavy.refresh(copy, min_rows=MIN_ROWS)
     t = heavy.heavy_targets(copy, MIN_ROWS)[0]
-    assert heavy.listing_version(copy, t) is not None
-    assert heavy.listing_version(copy, resolve_target("nobody-links-here.com", "domain")) is None
+    run_id = context(copy).run_id
+    assert run_id is not None
+    assert heavy.listing_version(copy, t, run_id) is not None
+    # the copy's ranks are the current run's: a cursor pinned to another run reads links
+    assert heavy.listing_version(copy, t, run_id + 1) is None
+    light = resolve_target("nobody-links-here.com", "domain")
+    assert heavy.listing_version(copy, light, run_id) is None
     copy.write(lambda conn: run(
         conn, "INSERT INTO batches SELECT max(batch_id) + 1, 'test', now(), 0, 0, 0 "
               "FROM batches"))
-    assert heavy.listing_version(copy, t) is None
+    assert heavy.listing_version(copy, t, run_id) is None
     heavy.refresh(copy, min_rows=MIN_ROWS)
-    assert heavy.listing_version(copy, t) is not None
+    assert heavy.listing_version(copy, t, run_id) is not None
     with heavy.bypass():
-        assert heavy.listing_version(copy, t) is None
+        assert heavy.listing_version(copy, t, run_id) is None
