@@ -267,9 +267,8 @@ class _Plan:
              start: int | None = None, sort: bool = False) -> tuple[str, list[Any]]:
         """A page of rows after the cursor condition `where` (over `_k0...`): the sort keys,
         then the row columns (flat; from the copy also its ranks and `_pos`) or `_td` and
-        `_gc`.
-        From the copy, `start` is the cursor row's position; without `sort` the rows come in
-        the copy's order."""
+        `_gc`. From the copy, `start` is the cursor row's position; without `sort` the rows
+        come in the copy's order."""
         tail = f"LIMIT {int(limit)} OFFSET {int(offset)}"
         order = f"ORDER BY {self.order_sql} {tail}"
         if self.copy_version is not None:
