@@ -399,7 +399,6 @@ KEY_FIELDS = frozenset({"link_id", "source_key", "source_domain"})
 #: ... and, in grouped and indirect listings, the target (indirect links are re-targeted).
 TARGET_FIELDS = frozenset({"target_key", "target_url", "target_host", "target_domain",
                            "internal"})
-_RANK_FIELDS = heavy.RANK_FIELDS
 
 
 def sql_list(values: list[str] | list[int]) -> str:
@@ -485,7 +484,7 @@ def _fill(store: Store, ctx: Ctx, cols: Sequence[Sequence[Any]], pos: list[int],
         found = [pages.get(k, no_page) for k in keys]
         for i, name in enumerate(page_cols):
             out[name] = [p[i] for p in found]
-    ranks = [name for name in _RANK_FIELDS if name in wanted]
+    ranks = [name for name in heavy.RANK_FIELDS if name in wanted]
     if stored is not None:
         out.update((name, list(stored[name])) for name in ranks)
     elif ranks:

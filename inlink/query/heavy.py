@@ -157,7 +157,7 @@ class _State:
         self.generation = -1
         self.version = ""
         self.keys: set[tuple[str, str]] = set()
-        self.listed: set[str] = set()       # domains whose rows heavy_links holds
+        self.listing = False    # heavy_links holds every heavy domain at `version`
         self.decoded: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
         self.lock = threading.Lock()
 
@@ -173,7 +173,7 @@ def _state(store: Store) -> _State:
     if st.generation != store.generation or store.read_only:
         generation = store.generation
         keys: set[tuple[str, str]] = set()
-        listed: set[str] = set()
+        listing = False
         version = ""
         if _has_table(store):
             version = data_version(store)
@@ -182,12 +182,12 @@ def _state(store: Store) -> _State:
                 [version])}
             # The copy is written with the aggregates: it holds every heavy domain when its
             # (one) version is the aggregates' version.
-            if keys and _has_table(store, LISTING_TABLE) and store.query(
-                    f"SELECT 1 FROM (SELECT version FROM {LISTING_TABLE} LIMIT 1) "
-                    "WHERE version = ?", [version]):
-                listed = {v for m, v in keys if m == Mode.DOMAIN.value}
+            listing = bool(keys) and _has_table(store, LISTING_TABLE) and bool(store.query(
+                f"SELECT 1 FROM (SELECT version FROM {LISTING_TABLE} LIMIT 1) "
+                "WHERE version = ?", [version]))
         with st.lock:
-            st.generation, st.version, st.keys, st.listed = generation, version, keys, listed
+            st.generation, st.version, st.keys = generation, version, keys
+            st.listing = listing
             st.decoded.clear()
     return st
 
@@ -230,7 +230,8 @@ def listing_version(store: Store, target: Target, run_id: int | None) -> str | N
     if _bypassed():
         return None
     st = _state(store)
-    if ((target.mode.value, target.value) in st.keys and target.domain in st.listed
+    if (st.listing and (target.mode.value, target.value) in st.keys
+            and (Mode.DOMAIN.value, target.domain) in st.keys
             and st.version.rpartition(":")[2] == str(run_id or 0)):
         return st.version
     return None

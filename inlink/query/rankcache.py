@@ -105,40 +105,33 @@ def home_ranks(store: Store, run_id: int, domains: list[str]) -> dict[str, int]:
 def page_ranks(store: Store, run_id: int, keys: list[str]
                ) -> dict[str, tuple[int, int, int]]:
     """(InLink Rank, 0-1000, link rank 0-1000) of the page keys the run knows."""
-    if not keys:
-        return {}
-    r = _run(store, run_id)
-    if not len(r.hashes):
-        return {}
-    h = np.array([key_hash(k) for k in keys], dtype=np.uint64)
-    pos = np.minimum(np.searchsorted(r.hashes, h), len(r.hashes) - 1)
-    out: dict[str, tuple[int, int, int]] = {}
-    for i in np.flatnonzero(r.hashes[pos] == h):
-        a, b, c = r.ranks[pos[i]]
-        out[keys[i]] = (int(a), int(b), int(c))
-    return out
+    ranks, found = _lookup(_run(store, run_id), keys)
+    return {keys[i]: (int(a), int(b), int(c))
+            for i, (a, b, c) in zip(np.flatnonzero(found), ranks[found], strict=True)}
 
 
-def page_rank_columns(store: Store, run_id: int, keys: Sequence[str],
-                      hashes: Sequence[int] | None = None) -> npt.NDArray[np.int16]:
+def page_rank_columns(store: Store, run_id: int, keys: Sequence[str]
+                      ) -> npt.NDArray[np.int16]:
     """page_ranks for a column of keys (repeats allowed): an (n, 3) array, row i the ranks of
-    keys[i] and zeros for a page the run does not know. `hashes`: the keys' key_hash
-    values when the caller has them (the ordered listing copy stores them)."""
-    r = _run(store, run_id)
-    out = np.zeros((len(keys), 3), dtype=np.int16)
+    keys[i] and zeros for a page the run does not know."""
+    ranks, found = _lookup(_run(store, run_id), keys)
+    ranks[~found] = 0
+    return ranks
+
+
+def _lookup(r: _Run, keys: Sequence[str]
+            ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
+    """Each key's row of `r.ranks` (any row where not found) and whether it was found; a
+    key that repeats is hashed once."""
     if not len(keys) or not len(r.hashes):
-        return out
-    if hashes is None:
-        memo: dict[str, int] = {}
-        for k in keys:
-            if k not in memo:
-                memo[k] = key_hash(k)
-        hashes = [memo[k] for k in keys]
-    h = np.fromiter(hashes, dtype=np.uint64, count=len(keys))
+        return np.zeros((len(keys), 3), dtype=np.int16), np.zeros(len(keys), dtype=bool)
+    memo: dict[str, int] = {}
+    for k in keys:
+        if k not in memo:
+            memo[k] = key_hash(k)
+    h = np.fromiter(map(memo.__getitem__, keys), dtype=np.uint64, count=len(keys))
     pos = np.minimum(np.searchsorted(r.hashes, h), len(r.hashes) - 1)
-    found = r.hashes[pos] == h
-    out[found] = r.ranks[pos[found]]
-    return out
+    return r.ranks[pos], r.hashes[pos] == h
 
 
 def key_hash(key: str) -> int:
