@@ -117,46 +117,7 @@ static PyObject *new_link(PyObject *const values[LINK_FIELDS]) {
 
 /* ------------------------------------------------------------------ small buffers */
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} buf_t;
-
-static int buf_reserve(buf_t *b, size_t extra) {
-    if (b->len + extra <= b->cap)
-        return 0;
-    if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra)
-        cap = cap > (size_t)PY_SSIZE_T_MAX / 2 ? b->len + extra : cap * 2;
-    char *p = PyMem_Realloc(b->data, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
-static inline int buf_add(buf_t *b, const void *data, size_t n) {
-    if (n == 0)
-        return 0;
-    if (b->len + n > b->cap && buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-static void buf_free(buf_t *b) {
-    PyMem_Free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
+#include "_cutil.h"
 
 /* A str of bytes the caller knows are ASCII, without running the UTF-8 decoder over them. */
 static PyObject *ascii_str(const char *s, size_t n) {
@@ -3015,23 +2976,9 @@ static PyObject *lw_configure_links(PyObject *self, PyObject *args) {
     PyObject *type, *names;
     if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyTuple_Type, &names))
         return NULL;
-    if (PyTuple_GET_SIZE(names) != LINK_FIELDS)
-        return PyErr_Format(PyExc_ValueError, "Link has %zd fields, not %d",
-                            PyTuple_GET_SIZE(names), LINK_FIELDS);
     Py_ssize_t offsets[LINK_FIELDS];
-    for (int k = 0; k < LINK_FIELDS; k++) {
-        PyObject *descr = PyObject_GetAttr(type, PyTuple_GET_ITEM(names, k));
-        if (descr == NULL)
-            return NULL;
-        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
-                 !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
-        if (ok)
-            offsets[k] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        Py_DECREF(descr);
-        if (!ok)
-            return PyErr_Format(PyExc_TypeError, "Link field %d is not a plain slot", k);
-    }
+    if (slot_offsets(type, names, offsets, LINK_FIELDS, 1) < 0)
+        return NULL;
     Py_INCREF(type);
     Py_XSETREF(link_type, (PyTypeObject *)type);
     memcpy(link_offset, offsets, sizeof(offsets));

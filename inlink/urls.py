@@ -270,7 +270,11 @@ def key_host(key: str) -> str:
     """
     start = key.index("://") + 3
     end = key.find("/", start)
-    authority = key[start:] if end < 0 else key[start:end]
+    return authority_host(key[start:] if end < 0 else key[start:end])
+
+
+def authority_host(authority: str) -> str:
+    """The host of a key's authority (`host`, `host:port`, `[v6]` or `[v6]:port`)."""
     if authority.startswith("["):
         return authority[: authority.index("]") + 1]
     return authority.partition(":")[0]

@@ -6,18 +6,24 @@ thread), so the index writer only diffs link ids and hands whole columns to Duck
 
 from __future__ import annotations
 
+import ctypes.util
+import dataclasses
 import datetime as dt
 import hashlib
+import logging
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from inlink import urls
-from inlink.extract import extract
+from inlink.extract import Link, LinkKind, extract
 from inlink.index.state import classify
 from inlink.sources.record import FetchRecord
 
@@ -44,6 +50,8 @@ LINK_SCHEMA = pa.schema([
     ("source_title", pa.string()),
 ])
 assert tuple(LINK_SCHEMA.names) == LINK_COLUMNS
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -88,11 +96,16 @@ def naive_utc(at: dt.datetime) -> dt.datetime:
 
 
 _D = ("0", "1")
-# Link fields copied as they are (kind is a StrEnum: Arrow stores its value).
+# Link fields copied as they are (kind is a StrEnum: Arrow stores its value), in the order
+# inlink/_linkpack.c fills them.
 _LINK_ATTR_NAMES = ("target_key", "target_url", "kind", "anchor", "alt", "image_url",
                     "nofollow", "ugc", "sponsored", "text_pre", "text_post", "location",
                     "links_count", "hreflang")
 _LINK_ATTRS = attrgetter(*_LINK_ATTR_NAMES)
+_ATTR_TYPES = tuple(LINK_SCHEMA.field(name).type for name in _LINK_ATTR_NAMES)
+# The columns that repeat the source page's values on each of its links.
+_SOURCE_NAMES = ("source_key", "source_url", "source_host", "source_domain", "source_ip",
+                 "source_subnet", "source_country", "source_title")
 
 
 @lru_cache(maxsize=1 << 16)
@@ -107,6 +120,12 @@ def host_and_domain(key: str) -> tuple[str, str]:
     return host, registrable_domain(host)
 
 
+@lru_cache(maxsize=1 << 16)
+def _authority_host_domain(authority: str) -> tuple[str, str]:
+    host = urls.authority_host(authority)
+    return host, registrable_domain(host)
+
+
 @lru_cache(maxsize=1 << 14)
 def subnet(ip: str | None) -> str | None:
     return urls.subnet24(ip) if ip else None
@@ -116,34 +135,21 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
     """Classify records and turn their live links into one Arrow batch of LINK_COLUMNS.
 
     The ids and hashes are exactly index.state.link_id / link_attr_hash (tests check it).
+    The links' own fields go through inlink/_linkpack.c when it is built (`_native_pack`),
+    else through `_pack_links_py`; the columns derived from them (target host and domain,
+    internal) and the source page's columns are Arrow operations over the batch.
     """
-    metas: list[tuple[Any, ...]] = []
-    col: dict[str, Any] = {name: [] for name in LINK_COLUMNS}
-    attrs: list[tuple[Any, ...]] = []
-    key_host = urls.key_host
-    blake2b = hashlib.blake2b
-    from_bytes = int.from_bytes
+    metas: list[list[Any]] = []
+    groups: list[tuple[str, list[Link]]] = []
+    sources: list[tuple[Any, ...]] = []
     for record in records:
         outcome = classify(record)
-        live = outcome.live_links
         key = record.url_key
-        n = len(live)
-        # state.link_id and state.link_attr_hash, inlined: two hashes per link are most of
-        # the packing time ("0"/"1" indexed by a bool is `{flag:d}`).
-        ids = [from_bytes(blake2b(
-            f"{key}\x1f{link.kind}\x1f{link.target_key}\x1f{link.anchor}"
-            f"\x1f{link.image_url or ''}".encode("utf-8", "surrogatepass"),
-            digest_size=8).digest(), "little", signed=True) for link in live]
-        hashes = [from_bytes(blake2b(
-            f"{link.target_url}\x1f{_D[link.nofollow]}{_D[link.ugc]}{_D[link.sponsored]}"
-            f"\x1f{link.alt}\x1f{link.text_pre}\x1f{link.text_post}\x1f{link.location}"
-            f"\x1f{link.links_count}\x1f{link.hreflang}".encode("utf-8", "surrogatepass"),
-            digest_size=8).digest(), "little", signed=True) for link in live]
         ex = record.extraction
         facts = ex.facts if ex is not None else None
         ev = record.evidence
         source_host, source_domain = host_and_domain(key)
-        metas.append((
+        metas.append([
             record.url, key, source_host, source_domain, naive_utc(record.fetched_at),
             record.status, record.error,
             record.ip, record.country,
@@ -153,41 +159,179 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
             outcome.state.value, outcome.lost_reason,
             (facts.title, facts.language, facts.encoding, facts.size, facts.internal_links,
              facts.external_links, facts.noindex, facts.nofollow, facts.canonical)
-            if facts is not None else None,
-            ids, hashes))
-        if not n:
-            continue
-        attrs += map(_LINK_ATTRS, live)         # one tuple per link, transposed per group
-        target_keys = [link.target_key for link in live]
-        # The authority of a key is its third '/'-separated field ("scheme:", "", host...):
-        # urls.key_host only for the rare one with a port or an IPv6 literal.
-        authorities = [k.split("/", 3)[2] for k in target_keys]
-        target_hosts = [a if ":" not in a else key_host(k)
-                        for a, k in zip(authorities, target_keys, strict=True)]
-        target_domains = [registrable_domain(h) for h in target_hosts]
-        col["link_id"] += ids
-        col["attr_hash"] += hashes
-        col["target_domain"] += target_domains
-        col["target_host"] += target_hosts
-        col["source_key"] += [key] * n
-        col["source_url"] += [record.url] * n
-        col["source_host"] += [source_host] * n
-        col["source_domain"] += [source_domain] * n
-        col["source_ip"] += [record.ip] * n
-        col["source_subnet"] += [subnet(record.ip)] * n
-        col["source_country"] += [record.country] * n
-        col["source_title"] += [facts.title if facts is not None else None] * n
-        col["internal"] += [d == source_domain for d in target_domains]
+            if facts is not None else None])
+        groups.append((key, outcome.live_links))
+        sources.append((key, record.url, source_host, source_domain, record.ip,
+                        subnet(record.ip), record.country,
+                        facts.title if facts is not None else None))
+    ids, hashes, attrs = _pack_links(groups)
+    start = 0
+    for meta, (_, live) in zip(metas, groups, strict=True):
+        end = start + len(live)
+        meta += (ids[start:end], hashes[start:end])
+        start = end
+    n = len(ids)
+    col: dict[str, pa.Array] = dict(zip(_LINK_ATTR_NAMES, attrs, strict=True))
+    col["link_id"] = pa.array(ids, pa.int64())
+    col["attr_hash"] = pa.array(hashes, pa.int64())
+    # The source page's values, repeated on its links: a take over one row per record.
+    which = pa.array(np.repeat(np.arange(len(groups), dtype=np.int32),
+                               [len(live) for _, live in groups]))
+    for name, values in zip(_SOURCE_NAMES, zip(*sources, strict=True) if sources
+                            else [()] * len(_SOURCE_NAMES), strict=True):
+        col[name] = _strings(list(values)).take(which)
+    # The authority of a key is its third '/'-separated field ("scheme:", "", host...);
+    # host and domain are worked out once per distinct authority.
+    authority = pc.dictionary_encode(pc.list_element(
+        pc.split_pattern(col["target_key"], "/", max_splits=3), 2))
+    distinct = [_authority_host_domain(a) for a in authority.dictionary.to_pylist()]
+    col["target_host"] = _strings([h for h, _ in distinct]).take(authority.indices)
+    col["target_domain"] = _strings([d for _, d in distinct]).take(authority.indices)
+    col["internal"] = pc.equal(col["target_domain"], col["source_domain"])
+    assert all(len(a) == n for a in col.values())
+    batch = pa.record_batch([col[f.name] for f in LINK_SCHEMA], schema=LINK_SCHEMA)
+    return [tuple(m) for m in metas], batch
+
+
+def _pack_links(groups: list[tuple[str, list[Link]]]
+                ) -> tuple[list[int], list[int], list[pa.Array]]:
+    """(link ids, attribute hashes, the _LINK_ATTR_NAMES columns) of the groups' links."""
+    native = _native_pack()
+    got = native.pack(groups, True) if native is not None else None
+    if got is None:
+        return _pack_links_py(groups)
+    n, id_bytes, hash_bytes, columns = got
+    if id_bytes is None:        # built, but libb2 is missing: hash in Python
+        ids, hashes = _hashes_py(groups)
+    else:
+        ids, hashes = array("q", id_bytes).tolist(), array("q", hash_bytes).tolist()
+    return ids, hashes, [_from_buffers(t, n, c) for t, c in zip(_ATTR_TYPES, columns,
+                                                                   strict=True)]
+
+
+def _hashes_py(groups: list[tuple[str, list[Link]]]) -> tuple[list[int], list[int]]:
+    # state.link_id and state.link_attr_hash, inlined: two hashes per link are most of the
+    # Python packing time ("0"/"1" indexed by a bool is `{flag:d}`).
+    blake2b = hashlib.blake2b
+    from_bytes = int.from_bytes
+    ids = [from_bytes(blake2b(
+        f"{key}\x1f{link.kind}\x1f{link.target_key}\x1f{link.anchor}"
+        f"\x1f{link.image_url or ''}".encode("utf-8", "surrogatepass"),
+        digest_size=8).digest(), "little", signed=True) for key, live in groups for link in live]
+    hashes = [from_bytes(blake2b(
+        f"{link.target_url}\x1f{_D[link.nofollow]}{_D[link.ugc]}{_D[link.sponsored]}"
+        f"\x1f{link.alt}\x1f{link.text_pre}\x1f{link.text_post}\x1f{link.location}"
+        f"\x1f{link.links_count}\x1f{link.hreflang}".encode("utf-8", "surrogatepass"),
+        digest_size=8).digest(), "little", signed=True) for _, live in groups for link in live]
+    return ids, hashes
+
+
+def _pack_links_py(groups: list[tuple[str, list[Link]]]
+                   ) -> tuple[list[int], list[int], list[pa.Array]]:
+    """_pack_links in Python: the reference, and the path for what the C code declines."""
+    ids, hashes = _hashes_py(groups)
+    attrs = [_LINK_ATTRS(link) for _, live in groups for link in live]
     transposed = list(zip(*attrs, strict=True)) if attrs else [()] * len(_LINK_ATTR_NAMES)
-    col.update(zip(_LINK_ATTR_NAMES, transposed, strict=True))
+    return ids, hashes, [_strings(list(v)) if t == pa.string() else pa.array(v, t)
+                         for v, t in zip(transposed, _ATTR_TYPES, strict=True)]
+
+
+def _from_buffers(kind: pa.DataType, n: int, parts: Any) -> pa.Array:
+    """An Arrow array over the buffers _linkpack.pack filled (no copy)."""
+    if kind == pa.string():
+        validity, offsets, data, nulls = parts
+        return pa.Array.from_buffers(kind, n, [
+            None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets),
+            pa.py_buffer(data)], null_count=nulls)
+    return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(parts)], null_count=0)
+
+
+def _strings(values: list[str | None]) -> pa.Array:
     try:
-        arrays = [pa.array(col[f.name], f.type) for f in LINK_SCHEMA]
+        return pa.array(values, pa.string())
     except UnicodeEncodeError:
         # A lone surrogate (hashed with surrogatepass above) cannot be UTF-8 in Arrow or
         # DuckDB: stored with U+FFFD in its place, the id and hash unchanged.
-        arrays = [pa.array([_clean(v) for v in col[f.name]] if f.type == pa.string()
-                           else col[f.name], f.type) for f in LINK_SCHEMA]
-    return metas, pa.record_batch(arrays, schema=LINK_SCHEMA)
+        return pa.array([_clean(v) for v in values], pa.string())
+
+
+_NATIVE: list[Any] = []     # [module or None] once loaded
+
+
+def _native_pack() -> Any:
+    """inlink._linkpack, configured and checked against the Python packing; None when it is
+    not built or disagrees (logged once)."""
+    if not _NATIVE:
+        _NATIVE.append(_load_native_pack())
+    return _NATIVE[0]
+
+
+def use_native_pack(flag: bool | None) -> None:
+    """Tests and benches: force the C packing on (True: load it), off (False), or back to
+    the default (None: loaded on first use)."""
+    _NATIVE.clear()
+    if flag is False:
+        _NATIVE.append(None)
+
+
+def _load_native_pack() -> Any:
+    try:
+        from inlink import _linkpack  # type: ignore[attr-defined]
+    except ImportError:
+        _log.info("native link packing not built; packing in Python")
+        return None
+    names = tuple(f.name for f in dataclasses.fields(Link))
+    libb2 = ctypes.util.find_library("b2")
+    try:
+        hashes = _linkpack.configure(Link, names, libb2)
+    except (ImportError, TypeError, ValueError) as err:
+        _log.warning("native link packing disabled: %s", err)
+        return None
+    if not hashes:
+        _log.info("libb2 not found: link hashes are computed in Python (install libb2-1)")
+    problem = _native_pack_check(_linkpack)
+    if problem:
+        _log.warning("native link packing disabled, self-check failed: %s", problem)
+        return None
+    return _linkpack
+
+
+def _native_pack_check(mod: Any) -> str | None:
+    """None when mod.pack gives what _pack_links_py gives on SELF_CHECK_LINKS."""
+    groups = [("https://www.example.com/a", list(SELF_CHECK_LINKS[:3])),
+              ("http://h\u00e9.example/", []),
+              ("https://x.example/p?q=1", list(SELF_CHECK_LINKS[3:]))]
+    got = mod.pack(groups, True)
+    if got is None:
+        return "declined the self-check links"
+    n, id_bytes, hash_bytes, columns = got
+    ids, hashes, arrays = _pack_links_py(groups)
+    if n != len(ids):
+        return f"{n} rows for {len(ids)} links"
+    if id_bytes is not None and (array("q", id_bytes).tolist() != ids
+                                 or array("q", hash_bytes).tolist() != hashes):
+        return "link ids or attribute hashes differ"
+    for name, t, c, want in zip(_LINK_ATTR_NAMES, _ATTR_TYPES, columns, arrays, strict=True):
+        if not _from_buffers(t, n, c).equals(want):
+            return f"column {name} differs"
+    return None
+
+
+#: Links the native packing must reproduce before it is used: None and empty fields, every
+#: kind, non-ASCII text, flags on and off, counts past one digit.
+SELF_CHECK_LINKS: tuple[Link, ...] = (
+    Link("https://www.example.com/b#f", "https://www.example.com/b", LinkKind.ANCHOR,
+         "caf\u00e9 \u2014 menu", True, False, True, None, None, "before", "", "nav", 1),
+    Link("https://cdn.example.org/i", "https://cdn.example.org/i", LinkKind.IMAGE, "", False,
+         True, False, " A B ", "https://cdn.example.org/i.png", "", "after \U0001f600",
+         None, 12),
+    Link("https://www.example.com/de", "https://www.example.com/de", LinkKind.ALTERNATE, "",
+         False, False, False, None, None, "", "", None, 1, "de"),
+    Link("https://r.example/", "https://r.example/", LinkKind.REDIRECT, "", False, False,
+         False, None, None, "", "", None, 1),
+    Link("http://[::1]:8080/x", "http://[::1]:8080/x", LinkKind.CANONICAL, "None", False,
+         False, False, "", "", "None", "None", "footer", 1234567, None),
+)
 
 
 def _clean(value: str | None) -> str | None:

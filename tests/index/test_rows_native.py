@@ -1,0 +1,175 @@
+"""The native link packing (inlink/_linkpack.c) against the Python packing it replaces:
+identical fetch tuples and Arrow batches on the synthetic web, generated links and the
+inputs the C code must decline; ids and hashes equal index.state's.
+
+Skipped when the extension is not built, unless INLINK_REQUIRE_NATIVE is set (.ci/run sets
+it: CI builds the extension and installs libb2, so there a skip would hide a regression).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inlink.extract import Extraction, Link, LinkKind, PageFacts
+from inlink.index import rows
+from inlink.index.state import classify, link_attr_hash, link_id
+from inlink.sources.record import FetchRecord
+from inlink.sources.warc import WarcItem, iter_records, to_fetch_record
+from inlink.world import World
+from inlink.world.export import write_warc
+
+REQUIRED = bool(os.environ.get("INLINK_REQUIRE_NATIVE"))
+
+
+def _module() -> Any:
+    rows.use_native_pack(None)
+    return rows._native_pack()
+
+
+def test_the_native_packing_is_there_when_required() -> None:
+    if not REQUIRED:
+        pytest.skip("INLINK_REQUIRE_NATIVE not set")
+    assert _module() is not None, "inlink._linkpack is not built or failed its self-check"
+    assert ctypes.util.find_library("b2"), "libb2 is not installed: hashes fall back to Python"
+
+
+pytestmark = pytest.mark.skipif(not REQUIRED and _module() is None,
+                                reason="native link packing not built or disabled")
+
+
+@pytest.fixture(autouse=True)
+def _default_packing() -> Iterator[None]:
+    yield
+    rows.use_native_pack(None)
+
+
+def both(records: list[FetchRecord]) -> rows.Packed:
+    """pack_fetches through C and through Python; asserts they agree, returns the first."""
+    rows.use_native_pack(None)
+    native = rows.pack_fetches(records)
+    rows.use_native_pack(False)
+    python = rows.pack_fetches(records)
+    rows.use_native_pack(None)
+    assert native[0] == python[0]
+    for name in rows.LINK_COLUMNS:
+        assert native[1].column(name).equals(python[1].column(name)), name
+    return native
+
+
+def record(key: str, links: list[Link]) -> FetchRecord:
+    facts = PageFacts(url=key, url_key=key, status=200, content_type="text/html",
+                      is_html=True, title="T", language="en", encoding="utf-8", size=10,
+                      internal_links=0, external_links=len(links), noindex=False,
+                      nofollow=False, canonical=None, base_url=key, truncated=False,
+                      links_dropped=0)
+    return FetchRecord(url=key, url_key=key, fetched_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                       status=200, ip="127.1.2.3", extraction=Extraction(facts, links))
+
+
+def test_the_synthetic_web_packs_the_same_both_ways(tmp_path: Path) -> None:
+    world = World(seed=5, hosts=40, days=2)
+    path = tmp_path / "day-1.warc.gz"
+    write_warc(world, path, 1)
+    records: list[FetchRecord] = []
+    for item in iter_records(path):
+        assert isinstance(item, WarcItem)
+        got = to_fetch_record(item, str(path))
+        if isinstance(got, FetchRecord):
+            records.append(got)
+    assert len(records) > 200
+    links = 0
+    for start in range(0, len(records), 16):
+        chunk = records[start:start + 16]
+        metas, batch = both(chunk)
+        links += batch.num_rows
+        for meta, r in zip(metas, chunk, strict=True):
+            live = classify(r).live_links
+            assert meta[-2] == [link_id(r.url_key, x) for x in live]
+            assert meta[-1] == [link_attr_hash(x) for x in live]
+    assert links > 2_000
+
+
+def _link(**kw: object) -> Link:
+    base = dict(target_url="https://t.example/a", target_key="https://t.example/a",
+                kind=LinkKind.ANCHOR, anchor="a", nofollow=False, ugc=False, sponsored=False,
+                alt=None, image_url=None, text_pre="", text_post="", location=None,
+                links_count=1, hreflang=None)
+    base.update(kw)
+    return Link(**base)  # type: ignore[arg-type]
+
+
+def test_what_the_c_code_declines_is_packed_in_python() -> None:
+    mod = _module()
+    assert mod is not None
+    key = "https://s.example/p"
+    for odd in (_link(anchor="lone \udc80"), _link(alt="\ud800"), _link(nofollow=1),
+                _link(links_count=True), _link(anchor=None), _link(text_pre=b"x")):
+        assert mod.pack([(key, [_link(), odd])], True) is None
+    # ... and the packed chunk is still the Python one: hashes over surrogatepass, text
+    # stored with U+FFFD
+    metas, batch = both([record(key, [_link(), _link(anchor="lone \udc80")])])
+    assert metas[0][-2] == [link_id(key, _link()), link_id(key, _link(anchor="lone \udc80"))]
+    assert batch.column("anchor").to_pylist() == ["a", "lone \ufffd"]
+
+
+def test_ports_ipv6_and_empty_pages() -> None:
+    links = [_link(target_url="http://[::1]:8080/x", target_key="http://[::1]:8080/x"),
+             _link(target_url="http://h.example:81/", target_key="http://h.example:81/"),
+             _link(target_url="https://s.example/q", target_key="https://s.example/q")]
+    metas, batch = both([record("https://s.example/p", links), record("https://e.example/", []),
+                         record("http://[::2]/", links[:1])])
+    assert batch.column("target_host").to_pylist() == ["[::1]", "h.example", "s.example",
+                                                       "[::1]"]
+    assert batch.column("internal").to_pylist() == [False, False, True, False]
+    assert batch.column("source_key").to_pylist() == ["https://s.example/p"] * 3 + [
+        "http://[::2]/"]
+    assert [len(m[-2]) for m in metas] == [3, 0, 1]
+    assert both([])[1].num_rows == 0
+    assert both([record("https://e.example/", [])])[1].num_rows == 0
+
+
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+links = st.builds(
+    _link, target_url=texts, anchor=texts, kind=st.sampled_from(list(LinkKind)),
+    nofollow=st.booleans(), ugc=st.booleans(), sponsored=st.booleans(),
+    alt=st.none() | texts, image_url=st.none() | texts, text_pre=texts, text_post=texts,
+    location=st.none() | texts, links_count=st.integers(1, 2**31 - 1),
+    hreflang=st.none() | texts,
+    target_key=st.sampled_from(["https://t.example/", "http://u.example:8/x", "https://[::1]/"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(links, max_size=6), max_size=4), st.booleans())
+def test_generated_links_pack_the_same(groups: list[list[Link]], libb2: bool) -> None:
+    mod = _module()
+    assert mod is not None
+    names = tuple(f.name for f in dataclasses.fields(Link))
+    try:
+        # without libb2 the C code fills the columns and Python hashes
+        mod.configure(Link, names, ctypes.util.find_library("b2") if libb2 else None)
+        both([record(f"https://s{i}.example/", g) for i, g in enumerate(groups)])
+    finally:
+        mod.configure(Link, names, ctypes.util.find_library("b2"))
+
+
+def test_the_self_check_catches_a_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = _module()
+    assert rows._native_pack_check(mod) is None
+    real = rows._pack_links_py
+
+    def off_by_one(groups: list[tuple[str, list[Link]]]) -> tuple[list[int], list[int], Any]:
+        ids, hashes, arrays = real(groups)
+        return ids, [h + 1 for h in hashes], arrays
+
+    monkeypatch.setattr(rows, "_pack_links_py", off_by_one)
+    assert rows._native_pack_check(mod) == "link ids or attribute hashes differ"
