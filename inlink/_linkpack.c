@@ -334,6 +334,63 @@ done:
     return result;
 }
 
+/* hash_strings(offsets, data, start, n, offset_width) -> bytes: state.hash64 of each of n
+   strings of an Arrow string (width 4) or large_string (width 8) array, from its offsets
+   and data buffers (the array's own offset `start`; no nulls: the caller checks). The bulk
+   loader's hash step (index.bulk.hash64_arrow). */
+static PyObject *lw_hash_strings(PyObject *self, PyObject *args) {
+    Py_buffer offsets, data;
+    Py_ssize_t start, n;
+    int width;
+    if (!PyArg_ParseTuple(args, "y*y*nni", &offsets, &data, &start, &n, &width))
+        return NULL;
+    PyObject *out = NULL;
+    if (blake2b == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "libb2 is not loaded (configure)");
+        goto done;
+    }
+    if ((width != 4 && width != 8) || start < 0 || n < 0 ||
+        (size_t)offsets.len < ((size_t)start + (size_t)n + 1) * (size_t)width) {
+        PyErr_SetString(PyExc_ValueError, "offsets do not cover the strings");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (out == NULL)
+        goto done;
+    char *dst = PyBytes_AS_STRING(out);
+    const char *base = (const char *)offsets.buf;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && !bad; i++) {
+        int64_t a, b;
+        if (width == 4) {
+            int32_t a4, b4;
+            memcpy(&a4, base + (start + i) * 4, 4);
+            memcpy(&b4, base + (start + i + 1) * 4, 4);
+            a = a4;
+            b = b4;
+        } else {
+            memcpy(&a, base + (start + i) * 8, 8);
+            memcpy(&b, base + (start + i + 1) * 8, 8);
+        }
+        if (a < 0 || b < a || b > data.len) {
+            bad = 1;
+            break;
+        }
+        int64_t h = hash64((const uint8_t *)data.buf + a, (size_t)(b - a));
+        memcpy(dst + i * 8, &h, 8);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        Py_CLEAR(out);
+        PyErr_SetString(PyExc_ValueError, "a string's offsets are outside the data buffer");
+    }
+done:
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return out;
+}
+
 /* ------------------------------------------------------------------ configuration */
 
 static PyObject *lw_configure(PyObject *self, PyObject *args) {
@@ -368,6 +425,8 @@ static PyMethodDef methods[] = {
     {"pack", lw_pack, METH_VARARGS,
      "pack([(source_key, [Link, ...]), ...], hashes) -> (rows, ids | None, attr hashes | "
      "None, columns) or None when Python must pack this chunk (see rows.pack_fetches)."},
+    {"hash_strings", lw_hash_strings, METH_VARARGS,
+     "hash_strings(offsets, data, start, n, offset_width) -> bytes of n int64 hashes."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from inlink.errors import InlinkError
+from inlink.index.rows import native_hasher
 from inlink.index.store import Store, run
 
 Progress = Callable[[str], None]
@@ -62,7 +63,8 @@ class BulkSummary:
 #
 # link_id and attr_hash are BLAKE2b-64 (index.state) so that a later crawl or ingest into the
 # bulk-loaded index diffs against the same ids. DuckDB has no BLAKE2b, so the strings are
-# built in SQL and hashed here (hashlib in a comprehension, ~1 us a string) on all cores.
+# built in SQL and hashed here on all cores: in C straight from the Arrow buffers
+# (inlink/_linkpack.c with libb2), else with hashlib (~1 us a string).
 
 def _ident_sql() -> str:
     # state.link_id: f"{source_key}\x1f{kind}\x1f{target_key}\x1f{anchor}\x1f{image_url or ''}"
@@ -79,15 +81,27 @@ def _attr_sql() -> str:
 
 
 def hash64_many(texts: list[str]) -> npt.NDArray[np.int64]:
-    """`state._hash64` of many strings at once (same bytes, same signed little-endian ints)."""
+    """`state.hash64` of many strings at once (same bytes, same signed little-endian ints)."""
     b2 = hashlib.blake2b
     digests = b"".join([b2(t.encode("utf-8", "surrogatepass"), digest_size=8).digest()
                         for t in texts])
     return np.frombuffer(digests, dtype="<i8")
 
 
+def hash64_arrow(values: pa.Array) -> npt.NDArray[np.int64]:
+    """hash64_many of an Arrow string array: in C from its buffers when inlink._linkpack has
+    libb2 (rows.native_hasher), else through Python strings."""
+    mod = native_hasher()
+    if mod is None or values.null_count or values.type not in (pa.string(), pa.large_string()):
+        return hash64_many(values.to_pylist())
+    _, offsets, data = values.buffers()
+    width = 8 if values.type == pa.large_string() else 4
+    return np.frombuffer(mod.hash_strings(offsets, data if data is not None else b"",
+                                          values.offset, len(values), width), dtype="<i8")
+
+
 def _hash_batch(ident: pa.Array, attrs: pa.Array) -> tuple[bytes, bytes]:
-    return (hash64_many(ident.to_pylist()).tobytes(), hash64_many(attrs.to_pylist()).tobytes())
+    return hash64_arrow(ident).tobytes(), hash64_arrow(attrs).tobytes()
 
 
 def _hashed_batches(reader: pa.RecordBatchReader, workers: int) -> Iterator[pa.RecordBatch]:

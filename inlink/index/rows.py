@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from inlink import urls
 from inlink.extract import Link, LinkKind, extract
-from inlink.index.state import classify
+from inlink.index.state import classify, hash64
 from inlink.sources.record import FetchRecord
 
 if TYPE_CHECKING:   # not at run time: ingest workers need not import the crawler (aiohttp)
@@ -255,7 +255,7 @@ def _strings(values: list[str | None]) -> pa.Array:
         return pa.array([_clean(v) for v in values], pa.string())
 
 
-_NATIVE: list[Any] = []     # [module or None] once loaded
+_NATIVE: list[tuple[Any, bool]] = []     # [(module or None, it hashes)] once loaded
 
 
 def _native_pack() -> Any:
@@ -263,7 +263,14 @@ def _native_pack() -> Any:
     not built or disagrees (logged once)."""
     if not _NATIVE:
         _NATIVE.append(_load_native_pack())
-    return _NATIVE[0]
+    return _NATIVE[0][0]
+
+
+def native_hasher() -> Any:
+    """inlink._linkpack when it is in use and has libb2 (its `hash_strings` works), else
+    None."""
+    mod = _native_pack()
+    return mod if mod is not None and _NATIVE[0][1] else None
 
 
 def use_native_pack(flag: bool | None) -> None:
@@ -271,29 +278,29 @@ def use_native_pack(flag: bool | None) -> None:
     the default (None: loaded on first use)."""
     _NATIVE.clear()
     if flag is False:
-        _NATIVE.append(None)
+        _NATIVE.append((None, False))
 
 
-def _load_native_pack() -> Any:
+def _load_native_pack() -> tuple[Any, bool]:
     try:
         from inlink import _linkpack  # type: ignore[attr-defined]
     except ImportError:
         _log.info("native link packing not built; packing in Python")
-        return None
+        return None, False
     names = tuple(f.name for f in dataclasses.fields(Link))
     libb2 = ctypes.util.find_library("b2")
     try:
-        hashes = _linkpack.configure(Link, names, libb2)
+        hashes = bool(_linkpack.configure(Link, names, libb2))
     except (ImportError, TypeError, ValueError) as err:
         _log.warning("native link packing disabled: %s", err)
-        return None
+        return None, False
     if not hashes:
         _log.info("libb2 not found: link hashes are computed in Python (install libb2-1)")
     problem = _native_pack_check(_linkpack)
     if problem:
         _log.warning("native link packing disabled, self-check failed: %s", problem)
-        return None
-    return _linkpack
+        return None, False
+    return _linkpack, hashes
 
 
 def _native_pack_check(mod: Any) -> str | None:
@@ -314,6 +321,12 @@ def _native_pack_check(mod: Any) -> str | None:
     for name, t, c, want in zip(_LINK_ATTR_NAMES, _ATTR_TYPES, columns, arrays, strict=True):
         if not _from_buffers(t, n, c).equals(want):
             return f"column {name} differs"
+    if id_bytes is not None:
+        texts = pa.array(["", "caf\u00e9", "x" * 300], pa.string()).slice(1)
+        b = texts.buffers()
+        got_hashes = array("q", mod.hash_strings(b[1], b[2], texts.offset, len(texts), 4))
+        if got_hashes.tolist() != [hash64(t) for t in texts.to_pylist()]:
+            return "hash_strings differs"
     return None
 
 

@@ -101,7 +101,9 @@ def redirect_link(location: str) -> Link | None:
                 text_pre="", text_post="", location=None, links_count=1)
 
 
-def _hash64(text: str) -> int:
+def hash64(text: str) -> int:
+    """BLAKE2b-64 of the text's UTF-8 (lone surrogates kept: surrogatepass), as a signed
+    little-endian int: the hash of link ids and attribute hashes."""
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little", signed=True)
 
@@ -110,12 +112,12 @@ def link_id(source_key: str, link: Link) -> int:
     """Stable 64-bit identity of a link: (source, kind, target, anchor, image)."""
     # Fields joined by U+001F (unit separator), which normalized URLs and collapsed anchor
     # text cannot contain; None and "" are the same for image_url (never both meaningful).
-    return _hash64(f"{source_key}\x1f{link.kind.value}\x1f{link.target_key}\x1f{link.anchor}"
+    return hash64(f"{source_key}\x1f{link.kind.value}\x1f{link.target_key}\x1f{link.anchor}"
                    f"\x1f{link.image_url or ''}")
 
 
 def link_attr_hash(link: Link) -> int:
     """Hash of the attributes that may change while the link keeps its identity."""
-    return _hash64(f"{link.target_url}\x1f{link.nofollow:d}{link.ugc:d}{link.sponsored:d}"
+    return hash64(f"{link.target_url}\x1f{link.nofollow:d}{link.ugc:d}{link.sponsored:d}"
                    f"\x1f{link.alt}\x1f{link.text_pre}\x1f{link.text_post}\x1f{link.location}"
                    f"\x1f{link.links_count}\x1f{link.hreflang}")

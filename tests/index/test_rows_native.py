@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,3 +174,27 @@ def test_the_self_check_catches_a_disagreement(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(rows, "_pack_links_py", off_by_one)
     assert rows._native_pack_check(mod) == "link ids or attribute hashes differ"
+
+
+def test_the_bulk_loaders_arrow_hashes_match_python() -> None:
+    from inlink.index import bulk
+    from inlink.index.state import hash64
+
+    assert rows.native_hasher() is not None, "libb2 not found"
+    values = ["", "a", "caf\u00e9 \U0001f600", "x" * 1000, "\x1f".join("abc")] * 7
+    for kind in (pa.string(), pa.large_string()):
+        arr = pa.array(values, kind)
+        for part in (arr, arr.slice(3), arr.slice(5, 9), arr.slice(0, 0)):
+            got = bulk.hash64_arrow(part).tolist()
+            assert got == [hash64(v) for v in part.to_pylist()]
+            assert got == bulk.hash64_many(part.to_pylist()).tolist()
+    # a null makes it the Python path (which raises as it always did: concat() never
+    # gives NULL); buffers that do not cover the strings are refused, not read
+    with pytest.raises(AttributeError):
+        bulk.hash64_arrow(pa.array(["a", None]))
+    mod = rows.native_hasher()
+    _, offsets, data = pa.array(["abc", "def"]).buffers()
+    with pytest.raises(ValueError):
+        mod.hash_strings(offsets, data, 1, 5, 4)
+    with pytest.raises(ValueError):
+        mod.hash_strings(offsets, b"ab", 0, 2, 4)
