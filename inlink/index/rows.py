@@ -6,7 +6,6 @@ thread), so the index writer only diffs link ids and hands whole columns to Duck
 
 from __future__ import annotations
 
-import ctypes.util
 import dataclasses
 import datetime as dt
 import hashlib
@@ -255,6 +254,9 @@ def _strings(values: list[str | None]) -> pa.Array:
         return pa.array([_clean(v) for v in values], pa.string())
 
 
+#: libb2's soname (0.98, the BLAKE2 authors' library; Debian libb2-1), whose `blake2b`
+#: _linkpack.c calls.
+LIBB2 = "libb2.so.1"
 _NATIVE: list[tuple[Any, bool]] = []     # [(module or None, it hashes)] once loaded
 
 
@@ -288,14 +290,17 @@ def _load_native_pack() -> tuple[Any, bool]:
         _log.info("native link packing not built; packing in Python")
         return None, False
     names = tuple(f.name for f in dataclasses.fields(Link))
-    libb2 = ctypes.util.find_library("b2")
     try:
-        hashes = bool(_linkpack.configure(Link, names, libb2))
-    except (ImportError, TypeError, ValueError) as err:
+        try:
+            # by soname, which dlopen finds on the system's library path; not
+            # ctypes.util.find_library, which runs ldconfig in a fork of this (large) process
+            hashes = bool(_linkpack.configure(Link, names, LIBB2))
+        except ImportError as err:
+            _log.info("%s: link hashes are computed in Python (install libb2-1)", err)
+            hashes = bool(_linkpack.configure(Link, names, None))
+    except (TypeError, ValueError) as err:
         _log.warning("native link packing disabled: %s", err)
         return None, False
-    if not hashes:
-        _log.info("libb2 not found: link hashes are computed in Python (install libb2-1)")
     problem = _native_pack_check(_linkpack)
     if problem:
         _log.warning("native link packing disabled, self-check failed: %s", problem)

@@ -8,7 +8,6 @@ it: CI builds the extension and installs libb2, so there a skip would hide a reg
 
 from __future__ import annotations
 
-import ctypes.util
 import dataclasses
 import datetime as dt
 import os
@@ -41,7 +40,7 @@ def test_the_native_packing_is_there_when_required() -> None:
     if not REQUIRED:
         pytest.skip("INLINK_REQUIRE_NATIVE not set")
     assert _module() is not None, "inlink._linkpack is not built or failed its self-check"
-    assert ctypes.util.find_library("b2"), "libb2 is not installed: hashes fall back to Python"
+    assert rows.native_hasher() is not None, "libb2 is not installed: hashes fall back to Python"
 
 
 pytestmark = pytest.mark.skipif(not REQUIRED and _module() is None,
@@ -54,13 +53,16 @@ def _default_packing() -> Iterator[None]:
     rows.use_native_pack(None)
 
 
-def both(records: list[FetchRecord]) -> rows.Packed:
-    """pack_fetches through C and through Python; asserts they agree, returns the first."""
-    rows.use_native_pack(None)
+def both(records: list[FetchRecord], keep: bool = False) -> rows.Packed:
+    """pack_fetches through C and through Python; asserts they agree, returns the first
+    (`keep`: the native packing as the caller set it up)."""
+    if not keep:
+        rows.use_native_pack(None)
+    saved = list(rows._NATIVE)
     native = rows.pack_fetches(records)
     rows.use_native_pack(False)
     python = rows.pack_fetches(records)
-    rows.use_native_pack(None)
+    rows._NATIVE[:] = saved
     assert native[0] == python[0]
     for name in rows.LINK_COLUMNS:
         assert native[1].column(name).equals(python[1].column(name)), name
@@ -157,10 +159,10 @@ def test_generated_links_pack_the_same(groups: list[list[Link]], libb2: bool) ->
     names = tuple(f.name for f in dataclasses.fields(Link))
     try:
         # without libb2 the C code fills the columns and Python hashes
-        mod.configure(Link, names, ctypes.util.find_library("b2") if libb2 else None)
+        mod.configure(Link, names, rows.LIBB2 if libb2 else None)
         both([record(f"https://s{i}.example/", g) for i, g in enumerate(groups)])
     finally:
-        mod.configure(Link, names, ctypes.util.find_library("b2"))
+        mod.configure(Link, names, rows.LIBB2)
 
 
 def test_the_self_check_catches_a_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,3 +200,19 @@ def test_the_bulk_loaders_arrow_hashes_match_python() -> None:
         mod.hash_strings(offsets, data, 1, 5, 4)
     with pytest.raises(ValueError):
         mod.hash_strings(offsets, b"ab", 0, 2, 4)
+
+
+def test_without_libb2_the_c_code_fills_columns_and_python_hashes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rows, "LIBB2", "libinlink-no-such-library.so.1")
+    rows.use_native_pack(None)
+    try:
+        assert rows._native_pack() is not None
+        assert rows.native_hasher() is None
+        links = [_link(), _link(anchor="b", alt="x", links_count=4)]
+        metas, _ = both([record("https://s.example/p", links)], keep=True)
+        assert metas[0][-2] == [link_id("https://s.example/p", x) for x in links]
+    finally:
+        monkeypatch.undo()
+        rows.use_native_pack(None)
+        assert rows.native_hasher() is not None     # configured with libb2 again
