@@ -159,10 +159,12 @@ def full_ingest(path: Path, db: Path, workers: str = "auto", malloc: bool = True
     return result
 
 
-def run(quick: bool = False, pages: int | None = None, malloc_compare: bool | None = None,
+def run(quick: bool = False, pages: int | str | None = None, malloc_compare: bool | None = None,
         **_: Any) -> dict[str, Any]:
     """Generate the archive, then measure (a) reference, (b) ingest and the read-only peers."""
-    n = pages or (300 if quick else 3000)
+    n = int(pages) if pages else (300 if quick else 3000)     # -o pages=N gives a str
+    if isinstance(malloc_compare, str):
+        malloc_compare = malloc_compare.lower() in ("1", "true", "yes")
     with tempfile.TemporaryDirectory(prefix="inlink-ingest-bench-") as tmp:
         folder = Path(tmp)
         archive = folder / "bench.warc.gz"

@@ -248,7 +248,8 @@ def ingest_command(
     for path in files:
         if not path.is_file():
             raise InvalidInput("FILE", f"{path} is not a readable file")
-    with _open_store(_settings(ctx)) as store, Progress(
+    settings = _settings(ctx)
+    with _open_store(settings) as store, Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TextColumn("{task.fields[pages]} pages"), TimeElapsedColumn(), console=err) as bar:
         tasks: dict[str, TaskID] = {}
@@ -259,7 +260,7 @@ def ingest_command(
             bar.update(tasks[p.path], completed=p.position, pages=p.pages)
 
         summary = ingest(store, files, batch_size=batch_size, workers=workers,
-                         progress=progress)
+                         progress=progress, compact_memory_limit=settings.compact_memory_limit)
         _refresh_aggregates(store)
     err.print(summary.line())
     for result in summary.files:

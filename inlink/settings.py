@@ -26,6 +26,10 @@ class Settings:
     as_of: the date the clock says it is (flag `--as-of`, env `INLINK_AS_OF`); None = today.
     memory_limit: DuckDB's buffer pool cap for this process (env `INLINK_MEMORY_LIMIT`, e.g.
         "2GB"; "none" keeps DuckDB's default of 80% of RAM).
+    compact_memory_limit: DuckDB's cap while an ingest re-sorts the index (env
+        `INLINK_COMPACT_MEMORY_LIMIT`; "none": the store's own). The default keeps an
+        ingest under 1 GiB; the sort spills past it, and a cap the sort fits in makes it as
+        fast as a copy (docs/ingest.md).
 
     Crawl options (`INLINK_CRAWL_*`, `INLINK_GEOIP_MMDB`) are read by `CrawlOptions.from_env`.
     """
@@ -33,6 +37,7 @@ class Settings:
     db: Path = field(default_factory=lambda: Path(DEFAULT_DB))
     as_of: dt.date | None = None
     memory_limit: str | None = "1GB"
+    compact_memory_limit: str | None = "512MB"
     export_dir: Path | None = None
     refresh_aggregates: bool = True
     api_cache_mb: int = 256
@@ -48,6 +53,9 @@ class Settings:
             settings = replace(settings, as_of=parse_date(as_of, "INLINK_AS_OF"))
         if limit := env.get("INLINK_MEMORY_LIMIT"):
             settings = replace(settings, memory_limit=parse_memory_limit(limit))
+        if limit := env.get("INLINK_COMPACT_MEMORY_LIMIT"):
+            settings = replace(settings, compact_memory_limit=parse_memory_limit(
+                limit, "INLINK_COMPACT_MEMORY_LIMIT"))
         if export_dir := env.get("INLINK_EXPORT_DIR"):
             settings = replace(settings, export_dir=Path(export_dir))
         if (cache_mb := env.get("INLINK_API_CACHE_MB")) is not None:
@@ -79,12 +87,12 @@ def parse_date(text: str, name: str = "date") -> dt.date:
         raise InvalidInput(name, f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def parse_memory_limit(text: str) -> str | None:
-    """A DuckDB memory size ("512MB", "2GB", "1.5GiB") or "none"; InvalidInput otherwise."""
+def parse_memory_limit(text: str, name: str = "INLINK_MEMORY_LIMIT") -> str | None:
+    """A DuckDB memory size ("512MB", "2GB", "1.5GiB") or "none"; InvalidInput (naming the
+    setting) otherwise."""
     value = text.strip()
     if value.lower() == "none":
         return None
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, re.IGNORECASE):
-        raise InvalidInput("INLINK_MEMORY_LIMIT",
-                           f"expected a size like 512MB or 2GB, or none; got {text!r}")
+        raise InvalidInput(name, f"expected a size like 512MB or 2GB, or none; got {text!r}")
     return value

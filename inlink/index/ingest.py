@@ -364,14 +364,16 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
            workers: int | None = None, progress: Callable[[IngestProgress], None] | None = None,
            read_limits: ReadLimits = DEFAULT_READ_LIMITS,
            extract_limits: ExtractLimits = DEFAULT_LIMITS,
-           compact: bool | None = None, malloc_tuning: bool = True) -> IngestSummary:
+           compact: bool | None = None, compact_memory_limit: str | None = COMPACT_MEMORY_LIMIT,
+           malloc_tuning: bool = True) -> IngestSummary:
     """Ingest WARC/WAT files (gzipped or not) into the index; resumable, never fatal on damage.
 
     Each file is a job `ingest:<sha256>`: a file already ingested is a no-op, an interrupted
     one resumes at its committed position. `workers` processes extract pages (None: cores - 2;
     0: in this process). A file that is not a WARC at all is reported in the summary
     (its FileResult.error) and the other files are still ingested. `compact` None applies the
-    growth rule (COMPACT_MIN_ROWS / COMPACT_GROWTH), True/False force it.
+    growth rule (COMPACT_MIN_ROWS / COMPACT_GROWTH), True/False force it;
+    `compact_memory_limit` caps DuckDB while it sorts (None: the store's own limit).
     """
     started = time.perf_counter()
     summary = IngestSummary()
@@ -428,7 +430,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
     if compact or (compact is None and rule):
         # The batches' freed memory goes back to the system before the sort needs its own.
         trim_malloc()
-        store.compact(memory_limit=COMPACT_MEMORY_LIMIT)
+        store.compact(memory_limit=compact_memory_limit)
         summary.compacted = True
     summary.seconds = time.perf_counter() - started
     return summary

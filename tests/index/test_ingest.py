@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
 
 from warcgen import Page, html, many_pages, wat_json, write_warc, write_wat  # noqa: E402
 
+from inlink.errors import InvalidInput
 from inlink.extract import extract  # noqa: E402
 from inlink.index import ingest as ingest_module  # noqa: E402
 from inlink.index.ingest import IngestProgress, ingest  # noqa: E402
@@ -252,6 +253,32 @@ def test_compaction_rule(tmp_path: Path, store: Store,
     other = tmp_path / "b.warc.gz"
     write_warc(other, many_pages(1, seed=99))
     assert not ingest(store, [other], workers=0).compacted  # grew by far less than 25%
+
+
+def test_the_compaction_runs_under_its_own_memory_cap(tmp_path: Path, store: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    during: list[str] = []
+    real = store._compact
+
+    def spy() -> None:
+        during.append(str(store.query("SELECT current_setting('memory_limit')")[0][0]))
+        real()
+
+    monkeypatch.setattr(store, "_compact", spy)
+    path = tmp_path / "a.warc.gz"
+    write_warc(path, many_pages(3))
+    assert ingest(store, [path], workers=0, compact=True, compact_memory_limit="300MB").compacted
+    assert ingest(store, [path], workers=0, compact=True).compacted
+    assert ingest(store, [path], workers=0, compact=True, compact_memory_limit=None).compacted
+    # DuckDB reports its limits in its own units: 300MB -> 286.1 MiB, 512MB -> 488.2 MiB
+    assert during[:2] == ["286.1 MiB", "488.2 MiB"]
+    assert during[2] == str(store.query("SELECT current_setting('memory_limit')")[0][0])
+    from inlink.settings import Settings
+    assert Settings.from_env({}).compact_memory_limit == ingest_module.COMPACT_MEMORY_LIMIT
+    assert Settings.from_env({"INLINK_COMPACT_MEMORY_LIMIT": "2GB"}).compact_memory_limit == "2GB"
+    assert Settings.from_env({"INLINK_COMPACT_MEMORY_LIMIT": "none"}).compact_memory_limit is None
+    with pytest.raises(InvalidInput, match="INLINK_COMPACT_MEMORY_LIMIT"):
+        Settings.from_env({"INLINK_COMPACT_MEMORY_LIMIT": "lots"})
 
 
 def test_link_ids_are_the_writers(tmp_path: Path, store: Store) -> None:
