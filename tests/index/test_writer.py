@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -217,6 +218,40 @@ def test_compact_keeps_rows_and_constraints(store: Store) -> None:
     assert sorted(store.query("SELECT link_id, live FROM links")) == before
     with pytest.raises(Exception, match="NOT NULL"):
         store.write(lambda c: c.execute("INSERT INTO links (link_id) VALUES (1)"))
+
+
+@pytest.mark.parametrize("per_pass", [7, 1_000_000])
+def test_compact_sorts_in_ranges_as_in_one_sort(store: Store, per_pass: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table past COMPACT_ROWS_PER_PASS is sorted a key range at a time: the same rows,
+    stored in the same order as one sort gives."""
+    from inlink.index import store as store_module
+
+    monkeypatch.setattr(store_module, "COMPACT_ROWS_PER_PASS", per_pass)
+    passes: list[int] = []
+    real = store_module._key_ranges
+
+    def ranges(*args: Any) -> list[tuple[str | None, str | None]]:
+        got = real(*args)
+        passes.append(len(got))
+        return got
+
+    monkeypatch.setattr(store_module, "_key_ranges", ranges)
+    w = IndexWriter(store)
+    targets = [f"http://t{i % 9}.example{i % 4}.org/p{i}" for i in range(40)]
+    for d in (1, 2):
+        w.apply([page(f"http://s{i}.example/", [link(t) for t in targets[i % 5::3 + d]],
+                      day(d)) for i in range(30)])
+    keys = {"links": "target_domain, target_host, target_key, source_key",
+            "link_events": "target_domain, day, target_key", "pages": "url_key"}
+    before = {t: sorted(store.query(f"SELECT * FROM {t}")) for t in keys}
+    assert store.query("SELECT count(*) FROM links")[0][0] > 3 * 7
+    store.compact()
+    for table, order in keys.items():
+        assert sorted(store.query(f"SELECT * FROM {table}")) == before[table]
+        stored = store.query(f"SELECT {order} FROM {table}")   # storage order
+        assert stored == sorted(stored), table
+    assert (min(passes[1:]) > 3) if per_pass == 7 else passes == [1, 1, 1]
 
 
 def test_compact_keeps_indexes(store: Store) -> None:
