@@ -87,6 +87,10 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "version": __version__,
                 "answer_cache": request.app.state.cache.stats.as_dict()}
 
+    @app.head("/healthz", include_in_schema=False)  # load balancers often probe with HEAD
+    async def healthz_head() -> Response:
+        return Response(status_code=200)
+
     for ep in data.ENDPOINTS:
         handler = _handler(settings, ep)
         for method in ep.methods:  # one route per method: OpenAPI wants unique operation ids

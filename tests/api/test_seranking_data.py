@@ -35,6 +35,8 @@ def get(api: Api, path: str, **params: Any) -> Any:
 
 def test_healthz_and_openapi(api: Api) -> None:
     assert api.client.get("/healthz").json()["status"] == "ok"
+    head = api.client.head("/healthz")
+    assert head.status_code == 200 and head.content == b""
     spec = api.client.get("/openapi.json").json()
     assert V1 + "/summary" in spec["paths"] and V1 + "/raw" in spec["paths"]
     assert api.client.get("/docs").status_code == 200
