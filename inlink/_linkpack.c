@@ -9,7 +9,11 @@
  *     bit-packed booleans; int32 counts), which pyarrow wraps without copying
  *     (pa.Array.from_buffers);
  *   - both hashes, by libb2's blake2b (the BLAKE2 authors' library, loaded with dlopen from
- *     the path `configure` gives; without it the hashes are left to Python).
+ *     the name `configure` gives; without it the hashes are left to Python), with the GIL
+ *     released.
+ *
+ * `hash_strings` hashes the strings of an Arrow string array from its buffers: the bulk
+ * loader's identity and attribute texts (index.bulk.hash64_arrow).
  *
  * rows.py owns the rules (what is hashed, in what layout) and checks this file against its
  * Python twin before using it (docs/ingest.md, "Native packing"). Anything unusual (a lone
