@@ -124,6 +124,31 @@ static inline int64_t hash64(const uint8_t *text, size_t n) {
     return (int64_t)v;
 }
 
+/* hash64 of n strings of `data`, string i spanning offsets[start + i] .. [start + i + 1]
+   (int32 or int64 offsets: `width` 4 or 8), into out[i]; -1 when an offset falls outside
+   `data` (nothing read there). Touches no Python object: call it without the GIL. */
+static int hash_spans(const uint8_t *data, int64_t data_len, const char *offsets, int width,
+                      Py_ssize_t start, Py_ssize_t n, char *out) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t a, b;
+        if (width == 4) {
+            int32_t a4, b4;
+            memcpy(&a4, offsets + (start + i) * 4, 4);
+            memcpy(&b4, offsets + (start + i + 1) * 4, 4);
+            a = a4;
+            b = b4;
+        } else {
+            memcpy(&a, offsets + (start + i) * 8, 8);
+            memcpy(&b, offsets + (start + i + 1) * 8, 8);
+        }
+        if (a < 0 || b < a || b > data_len)
+            return -1;
+        int64_t h = hash64(data + a, (size_t)(b - a));
+        memcpy(out + i * 8, &h, 8);
+    }
+    return 0;
+}
+
 /* Appends state.link_id's text: source \x1f kind \x1f target_key \x1f anchor \x1f (image_url or ""). */
 static int id_text(buf_t *b, const char *src, Py_ssize_t src_n, PyObject *link) {
     static const int parts[] = {F_KIND, F_TARGET_KEY, F_ANCHOR, F_IMAGE_URL};
@@ -247,14 +272,19 @@ static PyObject *lw_pack(PyObject *self, PyObject *args) {
     with_hashes = with_hashes && blake2b != NULL;
     column_t cols[N_COLUMNS];
     memset(cols, 0, sizeof(cols));
-    buf_t ids = {0}, hashes = {0}, texts = {0}, ends = {0};
+    /* each link's id text and attribute text, with int64 end offsets after a leading 0 */
+    buf_t ids = {0}, hashes = {0}, id_texts = {0}, id_ends = {0}, attr_texts = {0},
+          attr_ends = {0};
     PyObject *result = NULL;
     int r = OK;
     Py_ssize_t row = 0;
     int32_t zero = 0;
+    int64_t end = 0;
     for (int c = 0; c < N_COLUMNS; c++)
         if (COLUMNS[c].type == COL_STR && buf_add(&cols[c].offsets, &zero, 4) < 0)
             goto done;
+    if (with_hashes && (buf_add(&id_ends, &end, 8) < 0 || buf_add(&attr_ends, &end, 8) < 0))
+        goto done;
 
     for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups) && r == OK; g++) {
         PyObject *group = PyList_GET_ITEM(groups, g);
@@ -278,11 +308,10 @@ static PyObject *lw_pack(PyObject *self, PyObject *args) {
             }
             for (int c = 0; c < N_COLUMNS && r == OK; c++)
                 r = add_value(&cols[c], COLUMNS[c].type, row, FIELD(link, COLUMNS[c].field));
-            /* both texts, one after the other, end offsets in `ends`: hashed below */
-            if (r == OK && with_hashes && (r = id_text(&texts, src, src_n, link)) == OK &&
-                (r = buf_add(&ends, &texts.len, sizeof(size_t))) == OK &&
-                (r = attr_text(&texts, link)) == OK)
-                r = buf_add(&ends, &texts.len, sizeof(size_t));
+            if (r == OK && with_hashes && (r = id_text(&id_texts, src, src_n, link)) == OK &&
+                (r = buf_add(&id_ends, &(int64_t){(int64_t)id_texts.len}, 8)) == OK &&
+                (r = attr_text(&attr_texts, link)) == OK)
+                r = buf_add(&attr_ends, &(int64_t){(int64_t)attr_texts.len}, 8);
             if (r != OK)
                 break;
         }
@@ -298,14 +327,11 @@ static PyObject *lw_pack(PyObject *self, PyObject *args) {
            (the index writer) run meanwhile. */
         if (buf_reserve(&ids, (size_t)row * 8) < 0 || buf_reserve(&hashes, (size_t)row * 8) < 0)
             goto done;
-        const size_t *end = (const size_t *)ends.data;
         Py_BEGIN_ALLOW_THREADS
-        size_t at = 0;
-        for (Py_ssize_t i = 0; i < 2 * row; i++) {
-            int64_t h = hash64((const uint8_t *)texts.data + at, end[i] - at);
-            memcpy((i & 1 ? hashes.data : ids.data) + (i >> 1) * 8, &h, 8);
-            at = end[i];
-        }
+        hash_spans((const uint8_t *)id_texts.data, (int64_t)id_texts.len, id_ends.data, 8, 0,
+                   row, ids.data);
+        hash_spans((const uint8_t *)attr_texts.data, (int64_t)attr_texts.len, attr_ends.data,
+                   8, 0, row, hashes.data);
         Py_END_ALLOW_THREADS
         ids.len = hashes.len = (size_t)row * 8;
     }
@@ -333,8 +359,10 @@ done:
     }
     buf_free(&ids);
     buf_free(&hashes);
-    buf_free(&texts);
-    buf_free(&ends);
+    buf_free(&id_texts);
+    buf_free(&id_ends);
+    buf_free(&attr_texts);
+    buf_free(&attr_ends);
     return result;
 }
 
@@ -361,29 +389,10 @@ static PyObject *lw_hash_strings(PyObject *self, PyObject *args) {
     out = PyBytes_FromStringAndSize(NULL, n * 8);
     if (out == NULL)
         goto done;
-    char *dst = PyBytes_AS_STRING(out);
-    const char *base = (const char *)offsets.buf;
-    int bad = 0;
+    int bad;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n && !bad; i++) {
-        int64_t a, b;
-        if (width == 4) {
-            int32_t a4, b4;
-            memcpy(&a4, base + (start + i) * 4, 4);
-            memcpy(&b4, base + (start + i + 1) * 4, 4);
-            a = a4;
-            b = b4;
-        } else {
-            memcpy(&a, base + (start + i) * 8, 8);
-            memcpy(&b, base + (start + i + 1) * 8, 8);
-        }
-        if (a < 0 || b < a || b > data.len) {
-            bad = 1;
-            break;
-        }
-        int64_t h = hash64((const uint8_t *)data.buf + a, (size_t)(b - a));
-        memcpy(dst + i * 8, &h, 8);
-    }
+    bad = hash_spans((const uint8_t *)data.buf, (int64_t)data.len, (const char *)offsets.buf,
+                     width, start, n, PyBytes_AS_STRING(out));
     Py_END_ALLOW_THREADS
     if (bad) {
         Py_CLEAR(out);

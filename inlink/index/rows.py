@@ -163,16 +163,13 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
         sources.append((key, record.url, source_host, source_domain, record.ip,
                         subnet(record.ip), record.country,
                         facts.title if facts is not None else None))
-    ids, hashes, attrs = _pack_links(groups)
+    ids, hashes, col = _pack_links(groups)
     start = 0
     for meta, (_, live) in zip(metas, groups, strict=True):
         end = start + len(live)
         meta += (ids[start:end], hashes[start:end])
         start = end
     n = len(ids)
-    col: dict[str, pa.Array] = dict(zip(_LINK_ATTR_NAMES, attrs, strict=True))
-    col["link_id"] = pa.array(ids, pa.int64())
-    col["attr_hash"] = pa.array(hashes, pa.int64())
     # The source page's values, repeated on its links: a take over one row per record.
     which = pa.array(np.repeat(np.arange(len(groups), dtype=np.int32),
                                [len(live) for _, live in groups]))
@@ -193,19 +190,27 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
 
 
 def _pack_links(groups: list[tuple[str, list[Link]]]
-                ) -> tuple[list[int], list[int], list[pa.Array]]:
-    """(link ids, attribute hashes, the _LINK_ATTR_NAMES columns) of the groups' links."""
+                ) -> tuple[list[int], list[int], dict[str, pa.Array]]:
+    """(link ids, attribute hashes, the _LINK_ATTR_NAMES columns with `link_id` and
+    `attr_hash`) of the groups' links."""
     native = _native_pack()
     got = native.pack(groups, True) if native is not None else None
     if got is None:
-        return _pack_links_py(groups)
-    n, id_bytes, hash_bytes, columns = got
-    if id_bytes is None:        # built, but libb2 is missing: hash in Python
-        ids, hashes = _hashes_py(groups)
+        ids, hashes, attrs = _pack_links_py(groups)
+        id_col, hash_col = pa.array(ids, pa.int64()), pa.array(hashes, pa.int64())
     else:
-        ids, hashes = array("q", id_bytes).tolist(), array("q", hash_bytes).tolist()
-    return ids, hashes, [_from_buffers(t, n, c) for t, c in zip(_ATTR_TYPES, columns,
-                                                                   strict=True)]
+        n, id_bytes, hash_bytes, columns = got
+        attrs = [_from_buffers(t, n, c) for t, c in zip(_ATTR_TYPES, columns, strict=True)]
+        if id_bytes is None:        # built, but libb2 is missing: hash in Python
+            ids, hashes = _hashes_py(groups)
+            id_col, hash_col = pa.array(ids, pa.int64()), pa.array(hashes, pa.int64())
+        else:                       # the columns over C's bytes; the lists for the writer
+            id_col, hash_col = (_from_buffers(pa.int64(), n, id_bytes),
+                                _from_buffers(pa.int64(), n, hash_bytes))
+            ids, hashes = array("q", id_bytes).tolist(), array("q", hash_bytes).tolist()
+    col = dict(zip(_LINK_ATTR_NAMES, attrs, strict=True))
+    col["link_id"], col["attr_hash"] = id_col, hash_col
+    return ids, hashes, col
 
 
 def _hashes_py(groups: list[tuple[str, list[Link]]]) -> tuple[list[int], list[int]]:

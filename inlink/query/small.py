@@ -70,9 +70,8 @@ def source_tld(domain: str) -> str:
 
 
 def domain_facts(domain: str) -> tuple[bool, bool, str]:
-    """(has_label edu, has_label gov, source_tld) with one split."""
-    labels = domain.split(".")[1:]
-    return "edu" in labels, "gov" in labels, source_tld(domain)
+    """(has_label edu, has_label gov, source_tld): derive() computes them once per domain."""
+    return has_label(domain, "edu"), has_label(domain, "gov"), source_tld(domain)
 
 
 def anchor_text(kind: str, anchor: str, alt: str | None) -> str:
