@@ -232,6 +232,29 @@ def test_interrupted_ingest_resumes_where_it_committed(tmp_path: Path, store: St
         clean.close()
 
 
+def test_gc_threshold_is_relaxed_while_ingesting_and_restored(tmp_path: Path,
+                                                              store: Store) -> None:
+    import gc
+
+    path = tmp_path / "a.warc.gz"
+    write_warc(path, many_pages(12))
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    ingest(store, [path], workers=0, batch_size=4,
+           progress=lambda p: during.append(gc.get_threshold()))
+    assert during and set(during) == {ingest_module.INGEST_GC_THRESHOLD}
+    assert gc.get_threshold() == before
+
+    def fail(p: IngestProgress) -> None:
+        raise KeyboardInterrupt
+
+    other = tmp_path / "b.warc.gz"
+    write_warc(other, many_pages(8))
+    with pytest.raises(KeyboardInterrupt):
+        ingest(store, [other], workers=0, batch_size=4, progress=fail)
+    assert gc.get_threshold() == before
+
+
 def test_worker_processes_give_the_same_index(tmp_path: Path) -> None:
     path = tmp_path / "a.warc.gz"
     write_warc(path, many_pages(60))
