@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -101,7 +102,7 @@ class IndexWriter:
         # not in the table, so their rows are inserted as a block without per-link state.
         fresh: dict[str, tuple[PackedFetch, int, int]] = {}   # key -> (fetch, row, fetch_id)
         new_rows: list[int] = []            # batch link row of each `new` event
-        new_at: list[dt.datetime] = []
+        new_at = _Runs()                    # ... and its time, as runs
         lost_events: list[tuple[Any, ...]] = []
         fetch_rows: list[tuple[Any, ...]] = []
         page_rows: dict[str, tuple[Any, ...]] = {}
@@ -133,7 +134,7 @@ class IndexWriter:
             if previous is None and len(hashes) == n:
                 fresh[f.url_key] = (f, first_row, fetch_id)
                 new_rows.extend(range(first_row, first_row + n))
-                new_at.extend([at] * n)
+                new_at.add(n, at)
                 page = pages[f.url_key] = _PageRow(f.url_key, at, at, hashes)
                 page_rows[f.url_key] = _page_row(f, fetch_id, page)
                 continue
@@ -154,7 +155,7 @@ class IndexWriter:
                 t = touched.get(lid)
                 if lid not in old:
                     new_rows.append(row)
-                    new_at.append(at)
+                    new_at.add(1, at)
                     if t is None:
                         where = (ABSENT if known is None
                                  else MAYBE if lid not in known else IN_TABLE)
@@ -212,7 +213,7 @@ class IndexWriter:
 
     def _write(self, conn: duckdb.DuckDBPyConnection, stats: BatchStats, links: pa.Table,
                touched: dict[int, list[Any]], fresh: list[tuple[PackedFetch, int, int]],
-               new_rows: list[int], new_at: list[dt.datetime],
+               new_rows: list[int], new_at: _Runs,
                lost_events: list[tuple[Any, ...]], fetch_rows: list[tuple[Any, ...]],
                page_rows: dict[str, tuple[Any, ...]], stored: set[str],
                manifest: ManifestUpdate | None) -> None:
@@ -233,14 +234,14 @@ class IndexWriter:
             if new_rows != list(range(links.num_rows)):
                 picked = picked.take(pa.array(new_rows, pa.int64()))
             n = len(new_rows)
-            seen_at = pa.array(new_at, pa.timestamp("us"))
+            seen_at = new_at.column(pa.timestamp("us"))
             events = pa.table({
                 "day": pc.cast(seen_at, pa.date32()), "seen_at": seen_at,
                 "link_id": picked.column("link_id"),
-                "event": pa.array(["new"] * n, pa.string()),
+                "event": pa.repeat(pa.scalar("new", pa.string()), n),
                 "reason": pa.nulls(n, pa.string()),
                 **{name: picked.column(name) for name in _EVENT_FROM_LINK[1:]},
-                "batch_id": pa.array([stats.batch_id] * n, pa.int64()),
+                "batch_id": pa.repeat(pa.scalar(stats.batch_id, pa.int64()), n),
             })
             _insert(conn, "link_events", _EVENT_COLUMNS, events)
         if lost_events:
@@ -326,58 +327,76 @@ class IndexWriter:
             conn.unregister("light_rows")
 
 
+class _Runs:
+    """A column built from runs of one value: a batch writes a page's new links with the
+    same history (first seen when the page was fetched...), so the values are kept once per
+    run and repeated by Arrow (`column`). Converting a Python datetime per link was most of
+    the writer thread's Python time, held under the GIL the reader needs."""
+
+    __slots__ = ("lengths", "values")
+
+    def __init__(self) -> None:
+        self.lengths: list[int] = []
+        self.values: list[Any] = []
+
+    def add(self, n: int, value: Any) -> None:
+        """n more rows of `value` (a run of the previous value grows)."""
+        if self.values and self.values[-1] == value and type(self.values[-1]) is type(value):
+            self.lengths[-1] += n
+        else:
+            self.lengths.append(n)
+            self.values.append(value)
+
+    def column(self, kind: pa.DataType) -> pa.Array:
+        values = pa.array(self.values, kind)
+        if len(self.lengths) == sum(self.lengths):
+            return values
+        index = np.repeat(np.arange(len(self.lengths), dtype=np.int64), self.lengths)
+        return values.take(pa.array(index))
+
+
 class _History:
-    """The history columns of link rows to write, and the batch rows holding the rest."""
+    """The history columns of link rows to write (as runs), and the batch rows holding the
+    rest."""
+
+    _COLUMNS = (("live", pa.bool_()), ("first_seen", pa.timestamp("us")),
+                ("last_seen", pa.timestamp("us")), ("lost_at", pa.timestamp("us")),
+                ("lost_reason", pa.string()), ("first_fetch_id", pa.int64()),
+                ("last_fetch_id", pa.int64()))
 
     def __init__(self) -> None:
         self.rows: list[int] = []
-        self.live: list[bool] = []
-        self.first: list[dt.datetime] = []
-        self.last: list[dt.datetime] = []
-        self.lost_at: list[dt.datetime | None] = []
-        self.reason: list[str | None] = []
-        self.first_fetch: list[int] = []
-        self.last_fetch: list[int] = []
+        self.in_order = True        # rows == 0, 1, 2...
+        self.runs = _Runs()         # runs of the history tuple, in _COLUMNS order
 
     def add(self, t: list[Any]) -> None:
+        self.in_order = self.in_order and t[_ROW] == len(self.rows)
         self.rows.append(t[_ROW])
-        self.live.append(t[_LIVE])
-        self.first.append(t[_FIRST])
-        self.last.append(t[_LAST])
-        self.lost_at.append(t[_LOST_AT])
-        self.reason.append(t[_REASON])
-        self.first_fetch.append(t[_FIRST_FETCH])
-        self.last_fetch.append(t[_LAST_FETCH])
+        self.runs.add(1, (t[_LIVE], t[_FIRST], t[_LAST], t[_LOST_AT], t[_REASON],
+                          t[_FIRST_FETCH], t[_LAST_FETCH]))
 
     def add_block(self, row: int, n: int, at: dt.datetime, fetch_id: int) -> None:
         """n new live links in consecutive batch rows, all first seen at `at`."""
+        self.in_order = self.in_order and row == len(self.rows)
         self.rows.extend(range(row, row + n))
-        self.live.extend([True] * n)
-        self.first.extend([at] * n)
-        self.last.extend([at] * n)
-        self.lost_at.extend([None] * n)
-        self.reason.extend([None] * n)
-        self.first_fetch.extend([fetch_id] * n)
-        self.last_fetch.extend([fetch_id] * n)
+        self.runs.add(n, (True, at, at, None, None, fetch_id, fetch_id))
 
     def table(self, links: pa.Table) -> pa.Table:
         """Full link rows: LINK_COLUMNS from the batch rows (the row a link was last live
         in, so its attr_hash too), the history from here."""
-        rows = self.rows
         # A batch of new pages inserts every row in order: no copy needed then.
-        table = links if rows == list(range(links.num_rows)) else links.take(
-            pa.array(rows, pa.int64()))
-        history = {
-            "live": pa.array(self.live, pa.bool_()),
-            "first_seen": pa.array(self.first, pa.timestamp("us")),
-            "last_seen": pa.array(self.last, pa.timestamp("us")),
-            "lost_at": pa.array(self.lost_at, pa.timestamp("us")),
-            "lost_reason": pa.array(self.reason, pa.string()),
-            "first_fetch_id": pa.array(self.first_fetch, pa.int64()),
-            "last_fetch_id": pa.array(self.last_fetch, pa.int64()),
-        }
-        for name, values in history.items():
-            table = table.append_column(name, values)
+        table = links if self.in_order and len(self.rows) == links.num_rows else links.take(
+            pa.array(self.rows, pa.int64()))
+        runs = self.runs
+        index = None
+        if len(runs.lengths) != len(self.rows):
+            index = pa.array(np.repeat(np.arange(len(runs.lengths), dtype=np.int64),
+                                       runs.lengths))
+        per_run = list(zip(*runs.values, strict=True)) if runs.values else \
+            [()] * len(self._COLUMNS)
+        for (name, kind), values in zip(self._COLUMNS, per_run, strict=True):
+            column = pa.array(values, kind)
+            table = table.append_column(name, column if index is None else column.take(index))
         return table.select(list(_LINK_COLUMNS))
 
 

@@ -381,3 +381,51 @@ def test_a_failed_upgrade_changes_nothing(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM links").fetchall() == [(1,)]
     finally:
         con.close()
+
+
+def test_history_runs_give_the_columns_row_by_row() -> None:
+    """_History keeps a page's links as one run; its columns equal the row-by-row values."""
+    import pyarrow as pa
+
+    t1, t2 = dt.datetime(2026, 1, 1, 12), dt.datetime(2026, 1, 2, 12)
+    rows = list(range(9))
+    links = pa.table({name: pa.array(rows if name in ("link_id", "attr_hash") else
+                                     [None] * 9, writer_module.LINK_SCHEMA.field(name).type)
+                      for name in writer_module.LINK_COLUMNS})
+    hist = writer_module._History()
+    hist.add_block(0, 3, t1, 7)
+    hist.add([3, False, t1, t2, t2, "link_removed", 7, 8, False, 0, 0])
+    hist.add([4, False, t1, t2, t2, "link_removed", 7, 8, False, 0, 0])
+    hist.add([5, True, t2, t2, None, None, 8, 8, True, 0, 0])
+    hist.add_block(6, 3, t2, 8)
+    assert hist.in_order and hist.runs.lengths == [3, 2, 4]  # equal tuples join a run
+    got = hist.table(links)
+    assert got.column("link_id").to_pylist() == rows
+    assert got.column("live").to_pylist() == [True] * 3 + [False] * 2 + [True] * 4
+    assert got.column("first_seen").to_pylist() == [t1] * 5 + [t2] * 4
+    assert got.column("last_seen").to_pylist() == [t1] * 3 + [t2] * 6
+    assert got.column("lost_at").to_pylist() == [None] * 3 + [t2] * 2 + [None] * 4
+    assert got.column("lost_reason").to_pylist() == [None] * 3 + ["link_removed"] * 2 \
+        + [None] * 4
+    assert got.column("first_fetch_id").to_pylist() == [7] * 5 + [8] * 4
+    assert got.column("last_fetch_id").to_pylist() == [7] * 3 + [8] * 6
+
+    # rows out of order are taken from the batch in the order given
+    shuffled = writer_module._History()
+    shuffled.add([4, True, t1, t1, None, None, 7, 7, True, 0, 0])
+    shuffled.add_block(0, 2, t2, 8)
+    assert not shuffled.in_order
+    got = shuffled.table(links)
+    assert got.column("link_id").to_pylist() == [4, 0, 1]
+    assert got.column("first_seen").to_pylist() == [t1, t2, t2]
+
+    # a run never joins values that are equal but of another type
+    runs = writer_module._Runs()
+    runs.add(2, 1)
+    runs.add(1, True)
+    runs.add(3, True)
+    assert runs.lengths == [2, 4] and [type(v) for v in runs.values] == [int, bool]
+    ints = writer_module._Runs()
+    for n, v in ((2, 5), (1, 6), (1, 6)):
+        ints.add(n, v)
+    assert ints.lengths == [2, 2] and ints.column(pa.int64()).to_pylist() == [5, 5, 6, 6]
