@@ -347,12 +347,16 @@ class _Runs:
             self.lengths.append(n)
             self.values.append(value)
 
+    def index(self) -> pa.Array | None:
+        """The run of each row (for `take`); None when every run is one row."""
+        if len(self.lengths) == sum(self.lengths):
+            return None
+        return pa.array(np.repeat(np.arange(len(self.lengths), dtype=np.int64), self.lengths))
+
     def column(self, kind: pa.DataType) -> pa.Array:
         values = pa.array(self.values, kind)
-        if len(self.lengths) == sum(self.lengths):
-            return values
-        index = np.repeat(np.arange(len(self.lengths), dtype=np.int64), self.lengths)
-        return values.take(pa.array(index))
+        index = self.index()
+        return values if index is None else values.take(index)
 
 
 class _History:
@@ -388,10 +392,7 @@ class _History:
         table = links if self.in_order and len(self.rows) == links.num_rows else links.take(
             pa.array(self.rows, pa.int64()))
         runs = self.runs
-        index = None
-        if len(runs.lengths) != len(self.rows):
-            index = pa.array(np.repeat(np.arange(len(runs.lengths), dtype=np.int64),
-                                       runs.lengths))
+        index = runs.index()
         per_run = list(zip(*runs.values, strict=True)) if runs.values else \
             [()] * len(self._COLUMNS)
         for (name, kind), values in zip(self._COLUMNS, per_run, strict=True):
