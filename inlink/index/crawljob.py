@@ -6,17 +6,16 @@ Ties sources/crawl.py to the IndexWriter; the CLI's `inlink crawl` calls `crawl(
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
 
+from inlink.index.gcpolicy import young_gc_threshold
 from inlink.index.rows import extract_and_pack, unpack_extracted
 from inlink.index.store import Store, run
 from inlink.index.writer import IndexWriter, ManifestUpdate
@@ -122,35 +121,8 @@ async def crawl_async(store: Store, seeds: Sequence[str], options: CrawlOptions,
                       progress: Callable[[CrawlProgress], None] | None = None) -> CrawlSummary:
     """`crawl` for callers that already run an event loop (the server's job runner)."""
     job = _Job(store, list(seeds), options, settings, progress)
-    with _young_gc_threshold(GC_GEN0_THRESHOLD):
+    with young_gc_threshold():
         return await job.run()
-
-
-# A crawl allocates ~100 tracked objects per page (links, records, futures) that mostly die
-# young; the default gen-0 threshold (700) then runs ~700 collections per 3,000 pages, 1.0 s
-# CPU (0.35 ms/page) in bench/crawl_bench.py, vs 0.23 s at 50,000. Older generations keep
-# their thresholds, so cyclic garbage is still collected.
-GC_GEN0_THRESHOLD = 50_000
-_gc_users = 0
-_gc_saved: tuple[int, int, int] | None = None
-
-
-@contextlib.contextmanager
-def _young_gc_threshold(gen0: int) -> Iterator[None]:
-    """Raise the collector's gen-0 threshold while any crawl runs in this process."""
-    global _gc_users, _gc_saved
-    if _gc_users == 0:
-        _gc_saved = gc.get_threshold()
-        if _gc_saved[0] and _gc_saved[0] < gen0:   # 0 = collection disabled: leave it
-            gc.set_threshold(gen0, *_gc_saved[1:])
-    _gc_users += 1
-    try:
-        yield
-    finally:
-        _gc_users -= 1
-        if _gc_users == 0 and _gc_saved is not None:
-            gc.set_threshold(*_gc_saved)
-            _gc_saved = None
 
 
 class _Job:

@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
-import gc
 import hashlib
 import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inlink.errors import ArchiveError
 from inlink.extract import DEFAULT_LIMITS, ExtractLimits
+from inlink.index.gcpolicy import raise_young_threshold, young_gc_threshold
 from inlink.index.rows import Packed, PackedFetch, pack_fetches, unpack_fetches
 from inlink.index.store import Store
 from inlink.index.writer import BatchStats, IndexWriter, ManifestUpdate, load_manifest
@@ -60,12 +59,6 @@ _CHUNK_BYTES = 2 << 20      # ... or this many payload bytes, whichever comes fi
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD = 32 << 20
 _TRIM_THRESHOLD = 256 << 20
-#: Python's cycle collector while ingesting: (allocations between young collections, young
-#: collections per middle one, middle ones per full one). An ingest allocates millions of
-#: short-lived acyclic objects (links, rows, tuples) that reference counting frees; with
-#: the default (700, 10, 10) the collector ran thousands of times a batch and rescanned
-#: the batch's live objects each time: ~10% of the ingest's CPU (docs/ingest.md).
-INGEST_GC_THRESHOLD = (50_000, 10, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,21 +197,10 @@ def trim_malloc() -> bool:
     return malloc_trim is not None and bool(malloc_trim(0))
 
 
-@contextmanager
-def gc_threshold(threshold: tuple[int, int, int]) -> Iterator[None]:
-    """Python's GC thresholds set to `threshold` for the block, restored after."""
-    before = gc.get_threshold()
-    gc.set_threshold(*threshold)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
 def _init_worker(malloc: bool) -> None:
     if malloc:
         tune_malloc()
-    gc.set_threshold(*INGEST_GC_THRESHOLD)  # the worker process does nothing else
+    raise_young_threshold()  # the worker process does nothing else
 
 
 # ---------------------------------------------------------------------------- driver side
@@ -416,7 +398,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
     try:
         # DuckDB caches the table blocks it writes up to its memory limit; an ingest does not
         # read them again, so a lower cap keeps the process's memory flat (docs/ingest.md).
-        with store.memory_capped(INGEST_MEMORY_LIMIT), gc_threshold(INGEST_GC_THRESHOLD):
+        with store.memory_capped(INGEST_MEMORY_LIMIT), young_gc_threshold():
             for raw in paths:
                 path = Path(raw)
                 t0 = time.perf_counter()

@@ -236,23 +236,30 @@ def test_gc_threshold_is_relaxed_while_ingesting_and_restored(tmp_path: Path,
                                                               store: Store) -> None:
     import gc
 
-    path = tmp_path / "a.warc.gz"
-    write_warc(path, many_pages(12))
-    before = gc.get_threshold()
-    during: list[tuple[int, ...]] = []
-    ingest(store, [path], workers=0, batch_size=4,
-           progress=lambda p: during.append(gc.get_threshold()))
-    assert during and set(during) == {ingest_module.INGEST_GC_THRESHOLD}
-    assert gc.get_threshold() == before
+    from inlink.index.gcpolicy import GEN0_THRESHOLD
 
-    def fail(p: IngestProgress) -> None:
-        raise KeyboardInterrupt
+    original = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        path = tmp_path / "a.warc.gz"
+        write_warc(path, many_pages(12))
+        before = gc.get_threshold()
+        during: list[tuple[int, ...]] = []
+        ingest(store, [path], workers=0, batch_size=4,
+               progress=lambda p: during.append(gc.get_threshold()))
+        assert during and {t[0] for t in during} == {GEN0_THRESHOLD}
+        assert gc.get_threshold() == before
 
-    other = tmp_path / "b.warc.gz"
-    write_warc(other, many_pages(8))
-    with pytest.raises(KeyboardInterrupt):
-        ingest(store, [other], workers=0, batch_size=4, progress=fail)
-    assert gc.get_threshold() == before
+        def fail(p: IngestProgress) -> None:
+            raise KeyboardInterrupt
+
+        other = tmp_path / "b.warc.gz"
+        write_warc(other, many_pages(8))
+        with pytest.raises(KeyboardInterrupt):
+            ingest(store, [other], workers=0, batch_size=4, progress=fail)
+        assert gc.get_threshold() == before
+    finally:
+        gc.set_threshold(*original)
 
 
 def test_worker_processes_give_the_same_index(tmp_path: Path) -> None:
