@@ -121,7 +121,7 @@ def read_only(path: Path) -> dict[str, float]:
 
 _CHILD = """
 import json, resource, sys, time
-from inlink.index.ingest import COMPACT_MEMORY_LIMIT, ingest, trim_malloc
+from inlink.index.ingest import COMPACT_MEMORY_LIMIT, ingest, release_memory
 from inlink.index.store import Store
 def cpu():
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -133,7 +133,7 @@ t0, c0 = time.perf_counter(), cpu()
 s = ingest(store, [sys.argv[2]], workers=None if sys.argv[3] == "auto" else int(sys.argv[3]),
            malloc_tuning=sys.argv[4] == "1", compact=False)
 t1, c1 = time.perf_counter(), cpu()
-trim_malloc()
+release_memory()
 store.compact(memory_limit=COMPACT_MEMORY_LIMIT)
 t2, c2 = time.perf_counter(), cpu()
 links = store.counts()["links"]

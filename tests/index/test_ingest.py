@@ -318,3 +318,24 @@ def test_link_ids_are_the_writers(tmp_path: Path, store: Store) -> None:
     ex = extract(page.body, page.url, page.headers)
     assert store.query("SELECT link_id FROM links") == [(link_id(normalize_url(SRC),
                                                                  ex.links[0]),)]
+
+
+def test_memory_is_released_before_the_compaction(tmp_path: Path, store: Store,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compaction's sort gets the batches' freed memory back first (glibc's heap and
+    Arrow's allocator)."""
+    path = tmp_path / "a.warc.gz"
+    write_warc(path, many_pages(6))
+    calls: list[str] = []
+    real = ingest_module.release_memory
+    monkeypatch.setattr(ingest_module, "release_memory", lambda: calls.append("release"))
+    compact = Store.compact
+
+    def spy(self: Store, *args: object, **kw: object) -> object:
+        calls.append("compact")
+        return compact(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "compact", spy)
+    ingest(store, [path], workers=0, compact=True)
+    assert calls == ["release", "compact"]
+    real()                              # and the real one runs (glibc or not)
