@@ -36,8 +36,7 @@ def young_gc_threshold(gen0: int = GEN0_THRESHOLD) -> Iterator[None]:
     with _lock:
         if _users == 0:
             _saved = gc.get_threshold()
-            if _saved[0] and _saved[0] < gen0:   # 0 = automatic collection off: leave it
-                gc.set_threshold(gen0, *_saved[1:])
+            raise_young_threshold(gen0)
         _users += 1
     try:
         yield
@@ -50,7 +49,8 @@ def young_gc_threshold(gen0: int = GEN0_THRESHOLD) -> Iterator[None]:
 
 
 def raise_young_threshold(gen0: int = GEN0_THRESHOLD) -> None:
-    """For a worker process that does nothing but bulk work: raise it for good."""
+    """Raise the generation-0 threshold to `gen0` for good (a worker process that does
+    nothing but bulk work); a collector turned off (threshold 0) stays off."""
     threshold = gc.get_threshold()
     if threshold[0] and threshold[0] < gen0:
         gc.set_threshold(gen0, *threshold[1:])

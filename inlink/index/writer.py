@@ -347,16 +347,20 @@ class _Runs:
             self.lengths.append(n)
             self.values.append(value)
 
-    def index(self) -> pa.Array | None:
-        """The run of each row (for `take`); None when every run is one row."""
-        if len(self.lengths) == sum(self.lengths):
-            return None
-        return pa.array(np.repeat(np.arange(len(self.lengths), dtype=np.int64), self.lengths))
-
     def column(self, kind: pa.DataType) -> pa.Array:
-        values = pa.array(self.values, kind)
-        index = self.index()
-        return values if index is None else values.take(index)
+        """The rows of scalar values."""
+        return self._rows([pa.array(self.values, kind)])[0]
+
+    def columns(self, kinds: Sequence[pa.DataType]) -> list[pa.Array]:
+        """The rows of tuple values, a column per field."""
+        per_run = list(zip(*self.values, strict=True)) if self.values else [()] * len(kinds)
+        return self._rows([pa.array(v, k) for v, k in zip(per_run, kinds, strict=True)])
+
+    def _rows(self, per_run: list[pa.Array]) -> list[pa.Array]:
+        if len(self.lengths) == sum(self.lengths):      # every run is one row
+            return per_run
+        index = pa.array(np.repeat(np.arange(len(self.lengths), dtype=np.int64), self.lengths))
+        return [values.take(index) for values in per_run]
 
 
 class _History:
@@ -391,13 +395,9 @@ class _History:
         # A batch of new pages inserts every row in order: no copy needed then.
         table = links if self.in_order and len(self.rows) == links.num_rows else links.take(
             pa.array(self.rows, pa.int64()))
-        runs = self.runs
-        index = runs.index()
-        per_run = list(zip(*runs.values, strict=True)) if runs.values else \
-            [()] * len(self._COLUMNS)
-        for (name, kind), values in zip(self._COLUMNS, per_run, strict=True):
-            column = pa.array(values, kind)
-            table = table.append_column(name, column if index is None else column.take(index))
+        columns = self.runs.columns([kind for _, kind in self._COLUMNS])
+        for (name, _), column in zip(self._COLUMNS, columns, strict=True):
+            table = table.append_column(name, column)
         return table.select(list(_LINK_COLUMNS))
 
 
