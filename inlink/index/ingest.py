@@ -411,7 +411,10 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
     try:
         # DuckDB caches the table blocks it writes up to its memory limit; an ingest does not
         # read them again, so a lower cap keeps the process's memory flat (docs/ingest.md).
-        with store.memory_capped(INGEST_MEMORY_LIMIT), young_gc_threshold():
+        # Row groups are not merged at checkpoints while batches are written: the
+        # compaction is this index's merge (Store.vacuum_paused).
+        with (store.memory_capped(INGEST_MEMORY_LIMIT), young_gc_threshold(),
+              store.vacuum_paused()):
             for raw in paths:
                 path = Path(raw)
                 t0 = time.perf_counter()
@@ -437,6 +440,9 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
                                       progress=progress)
                 result.seconds = time.perf_counter() - t0
                 summary.files.append(result)
+            # What the batches left in the WAL (pages, the partial row groups) goes into the
+            # file now, unmerged, and is counted in the ingest's time.
+            store.checkpoint()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -90,6 +90,8 @@ class Store:
             raise InlinkError(f"cannot open index {self.path}: {message}") from None
         self._write_lock = threading.Lock()
         self._local = threading.local()
+        self._vacuum_pauses = 0
+        self._vacuum_saved: str | None = None
         #: Committed write transactions of this Store so far. The process that writes owns
         #: the file, so an unchanged generation means unchanged data: readers key caches on it.
         self.generation = 0
@@ -221,7 +223,9 @@ class Store:
         caps DuckDB's memory for the sort (it spills to disk past it), see memory_capped; a
         big table is sorted in key ranges so each pass fits (COMPACT_ROWS_PER_PASS).
         """
-        with self.memory_capped(memory_limit):
+        # The sorted copies are written in passes, each ending in a partial row group:
+        # merging those at the checkpoint would recompress the copy (vacuum_paused).
+        with self.memory_capped(memory_limit), self.vacuum_paused():
             self._compact()
 
     @contextmanager
@@ -242,6 +246,43 @@ class Store:
             if saved is not None:
                 with self._write_lock:
                     run(self._conn, "SET memory_limit = ?", [saved])
+
+    def checkpoint(self) -> None:
+        """Write everything committed into the file's tables and empty the WAL."""
+        with self._write_lock:
+            run(self._conn, "CHECKPOINT")
+
+    @contextmanager
+    def vacuum_paused(self) -> Iterator[None]:
+        """Turn off DuckDB's row-group merging at checkpoints while the block runs.
+
+        A batch's link rows fill whole row groups and leave a partial one (a page's links
+        are never split between batches, so a batch cannot end on a row-group boundary).
+        At a checkpoint DuckDB merges runs of row groups that fit in fewer, which
+        decompresses and recompresses the full groups around each partial one: after the
+        3,000-page bench ingest that checkpoint took ~1 s, as long as the batches' own
+        inserts of the links. Bulk writes (an ingest, a compaction) pause it: the partial
+        groups stay as they are until the next compaction rewrites the tables, which is
+        the merging this index needs (docs/ingest.md, "Checkpoints"). Pauses nest and may
+        overlap (jobs in a server): the setting comes back when the last one ends.
+        """
+        with self._write_lock:
+            if self._vacuum_pauses == 0:
+                try:
+                    self._vacuum_saved = str(run(
+                        self._conn, "SELECT current_setting('max_vacuum_tasks')")[0][0])
+                    run(self._conn, "SET max_vacuum_tasks = 0")
+                except duckdb.Error:  # a DuckDB without the setting merges as it always did
+                    self._vacuum_saved = None
+            self._vacuum_pauses += 1
+        try:
+            yield
+        finally:
+            with self._write_lock:
+                self._vacuum_pauses -= 1
+                if self._vacuum_pauses == 0 and self._vacuum_saved is not None:
+                    run(self._conn, f"SET max_vacuum_tasks = {int(self._vacuum_saved)}")
+                    self._vacuum_saved = None
 
     def _compact(self) -> None:
         with self.transaction() as conn:
@@ -265,8 +306,7 @@ class Store:
                 run(conn, f"ALTER TABLE {table}__sorted RENAME TO {table}")
                 for sql in indexes:
                     run(conn, sql)
-        with self._write_lock:
-            run(self._conn, "CHECKPOINT")
+        self.checkpoint()
 
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables (for summaries and tests)."""

@@ -262,6 +262,49 @@ def test_gc_threshold_is_relaxed_while_ingesting_and_restored(tmp_path: Path,
         gc.set_threshold(*original)
 
 
+def test_row_group_merging_is_paused_while_ingesting(tmp_path: Path, store: Store,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches and the compaction are written with DuckDB's merging off, and the ingest
+    checkpoints before it ends: nothing is left in the WAL for a later checkpoint to merge."""
+
+    def tasks() -> int:
+        return int(store.query("SELECT current_setting('max_vacuum_tasks')")[0][0])
+
+    before = tasks()
+    assert before > 0
+    during: list[int] = []
+    real = store._compact
+
+    def spy() -> None:
+        during.append(tasks())
+        real()
+
+    monkeypatch.setattr(store, "_compact", spy)
+    path = tmp_path / "a.warc.gz"
+    write_warc(path, many_pages(12))
+    summary = ingest(store, [path], workers=0, batch_size=4, compact=False,
+                     progress=lambda p: during.append(tasks()))
+    assert not summary.compacted and len(during) == 3 and set(during) == {0}
+    assert tasks() == before
+    wal = store.path.with_name(store.path.name + ".wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    write_warc(path := tmp_path / "c.warc.gz", many_pages(4, seed=3))
+    during.clear()
+    assert ingest(store, [path], workers=0, compact=True,
+                  progress=lambda p: during.append(tasks())).compacted
+    assert during == [0, 0]              # its one batch, then the compaction
+    assert tasks() == before
+
+    def fail(p: IngestProgress) -> None:
+        raise KeyboardInterrupt
+
+    other = tmp_path / "b.warc.gz"
+    write_warc(other, many_pages(8, seed=5))
+    with pytest.raises(KeyboardInterrupt):
+        ingest(store, [other], workers=0, batch_size=4, progress=fail)
+    assert tasks() == before
+
+
 def test_worker_processes_give_the_same_index(tmp_path: Path) -> None:
     path = tmp_path / "a.warc.gz"
     write_warc(path, many_pages(60))
