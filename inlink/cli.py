@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -362,18 +363,28 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     as_of: AsOf = None,
+    access_log: Annotated[bool | None, typer.Option(
+        "--access-log/--no-access-log",
+        help="One line per request on standard output, the API key masked (default: on; "
+             "env INLINK_ACCESS_LOG).")] = None,
 ) -> None:
     """Serve the HTTP APIs (SE Ranking Data API at /v1/backlinks, OpenAPI at /docs)."""
     import uvicorn
 
+    from inlink.api import accesslog
     from inlink.api.app import create_app
     from inlink.settings import parse_date
 
     settings = _settings(ctx)
     if as_of is not None:
         settings = Settings.from_env(db=settings.db, as_of=parse_date(as_of, "--as-of"))
+    if access_log is not None:
+        settings = replace(settings, access_log=access_log)
     err.print(f"serving {settings.db} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # uvicorn's access log would print `?apikey=KEY` in clear: inlink's masks it.
+    accesslog.configure(settings.access_log)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                access_log=False)
 
 
 keys_app = typer.Typer(help="API keys and their credits (stored hashed in the index file).",

@@ -31,6 +31,9 @@ class Settings:
         ingest under 1 GiB; the sort spills past it, and a cap the sort fits in makes it as
         fast as a copy (docs/ingest.md).
 
+    access_log: `inlink serve` logs one line per request to standard output, the API key
+        masked (env `INLINK_ACCESS_LOG=0` or `--no-access-log` turns it off).
+
     Crawl options (`INLINK_CRAWL_*`, `INLINK_GEOIP_MMDB`) are read by `CrawlOptions.from_env`.
     """
 
@@ -41,6 +44,7 @@ class Settings:
     export_dir: Path | None = None
     refresh_aggregates: bool = True
     api_cache_mb: int = 256
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -65,6 +69,9 @@ class Settings:
             settings = replace(settings, api_cache_mb=int(cache_mb))
         if (refresh := env.get("INLINK_REFRESH_AGGREGATES")) is not None:
             settings = replace(settings, refresh_aggregates=refresh.strip().lower()
+                               not in ("0", "false", "no", "off"))
+        if (access := env.get("INLINK_ACCESS_LOG")) is not None:
+            settings = replace(settings, access_log=access.strip().lower()
                                not in ("0", "false", "no", "off"))
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]

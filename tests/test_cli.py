@@ -87,3 +87,47 @@ def test_ingest_rejects_a_missing_file(tmp_path: Path) -> None:
          str(tmp_path / "nope.warc.gz")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_serve_logs_requests_with_the_key_masked(tmp_path: Path) -> None:
+    """`inlink serve`: uvicorn's access log (which prints `?apikey=KEY` as sent) is off and
+    inlink's masked one is on; `--no-access-log` turns it off."""
+    import http.client
+    import os
+    import signal
+    import socket
+    import time
+
+    db = tmp_path / "i.duckdb"
+    inlink = [sys.executable, "-m", "inlink.cli", "--db", str(db)]
+    key = subprocess.run([*inlink, "keys", "create", "--dialect", "data", "--credits", "1000"],
+                         capture_output=True, text=True, check=True, timeout=120
+                         ).stdout.strip().splitlines()[-1]
+    env = {**os.environ, "INLINK_REFRESH_AGGREGATES": "0"}
+    for flags, expect_lines in (([], True), (["--no-access-log"], False)):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([*inlink, "serve", "--port", str(port), *flags], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", f"/v1/backlinks/metrics?target=example.com&apikey={key}")
+                    assert conn.getresponse().status == 200
+                    conn.close()
+                    break
+                except (ConnectionError, OSError):
+                    assert proc.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        assert key not in out and key not in err
+        logged = [line for line in out.splitlines() if "/v1/backlinks/metrics" in line]
+        if expect_lines:
+            assert len(logged) == 1 and "apikey=*** HTTP/1.1\" 200" in logged[0], out
+        else:
+            assert logged == [], out

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inlink import __version__
 from inlink.api import keys
+from inlink.api.accesslog import AccessLog
 from inlink.api.cache import AnswerCache
 from inlink.api.dialects import seranking_data as data
 from inlink.api.dialects import seranking_data_openapi as docs
@@ -159,6 +160,8 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return _error_response(request, exc)
 
+    # One line per request with the API key masked (uvicorn's own would print it).
+    app.add_middleware(AccessLog)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, any_error)
