@@ -6,11 +6,11 @@ keys hashed, docs/api.md). `inlink serve` turns uvicorn's off and logs through t
 middleware instead:
 
     2026-11-30 23:58:01,204 127.0.0.1:40312 "GET /v1/backlinks/all?apikey=***&target=a.com
-    HTTP/1.1" 200 4.1ms credits=100
+    HTTP/1.1" 200 4.1ms credits=1
 
 (one line), on the `inlink.access` logger, to standard output. `credits` is what the call
-was charged (`-` when nothing was). The line is built once, with no copy of the log record:
-~0.1-0.25 ms less per request than uvicorn's formatter on this machine.
+was charged (`-` when nothing was). Building and logging a line takes ~12 us (uvicorn's
+formatter ~14 us; `logging` to /dev/null, 20,000 lines).
 """
 
 from __future__ import annotations
@@ -59,10 +59,12 @@ def masked_query(query: bytes) -> bytes:
 
 class AccessLog:
     """ASGI middleware writing one `inlink.access` line per HTTP request once it is answered
-    (or has failed: a request that never started a response is logged as 500)."""
+    (or has failed: a request that never started a response is logged as 500), with the
+    credits the response's `cost_header` says it was charged."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, cost_header: str) -> None:
         self.app = app
+        self.cost_header = cost_header.lower().encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
@@ -77,7 +79,7 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 for name, value in message.get("headers", ()):
-                    if name.lower() == b"x-credits-cost":
+                    if name.lower() == self.cost_header:
                         credits = value.decode("latin-1")
             await send(message)
 

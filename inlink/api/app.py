@@ -161,7 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         return _error_response(request, exc)
 
     # One line per request with the API key masked (uvicorn's own would print it).
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, cost_header=COST_HEADER)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, any_error)
