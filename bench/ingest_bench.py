@@ -238,7 +238,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         row("(a) the same, after the ingest", ref_after["seconds"], ref_after["cpu_seconds"],
             ref_after["links"]),
         row(f"(b) ingest() into DuckDB, default workers ({result['cores']} cores): "
-            "batches committed", ing["write_seconds"], ing["write_cpu_seconds"],
+            "batches committed and checkpointed", ing["write_seconds"], ing["write_cpu_seconds"],
             ing["links_new"]),
         row("(b) + compaction (links sorted by target): queryable index", ing["seconds"],
             ing["cpu_seconds"], ing["links_new"]),
