@@ -68,11 +68,9 @@ class Settings:
                                                           f"got {cache_mb!r}")
             settings = replace(settings, api_cache_mb=int(cache_mb))
         if (refresh := env.get("INLINK_REFRESH_AGGREGATES")) is not None:
-            settings = replace(settings, refresh_aggregates=refresh.strip().lower()
-                               not in ("0", "false", "no", "off"))
+            settings = replace(settings, refresh_aggregates=_switch(refresh))
         if (access := env.get("INLINK_ACCESS_LOG")) is not None:
-            settings = replace(settings, access_log=access.strip().lower()
-                               not in ("0", "false", "no", "off"))
+            settings = replace(settings, access_log=_switch(access))
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **given)  # type: ignore[arg-type]
 
@@ -84,6 +82,11 @@ class Settings:
     def today(self) -> dt.date:
         """The clock: `as_of` when set (tests, demos, back-fills), else the UTC date."""
         return self.as_of or dt.datetime.now(dt.UTC).date()
+
+
+def _switch(text: str) -> bool:
+    """An on/off environment variable: `0`, `false`, `no` and `off` are off."""
+    return text.strip().lower() not in ("0", "false", "no", "off")
 
 
 def parse_date(text: str, name: str = "date") -> dt.date:
