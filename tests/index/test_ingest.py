@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,11 +29,9 @@ DAY2 = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
 SRC = "http://src.example/article"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "index.duckdb")
-    yield s
-    s.close()
+def interrupt(p: IngestProgress) -> None:
+    """A progress callback that stops the ingest as ^C would."""
+    raise KeyboardInterrupt
 
 
 def live_links(store: Store) -> set[tuple[object, ...]]:
@@ -250,26 +248,21 @@ def test_gc_threshold_is_relaxed_while_ingesting_and_restored(tmp_path: Path,
         assert during and {t[0] for t in during} == {GEN0_THRESHOLD}
         assert gc.get_threshold() == before
 
-        def fail(p: IngestProgress) -> None:
-            raise KeyboardInterrupt
-
         other = tmp_path / "b.warc.gz"
         write_warc(other, many_pages(8))
         with pytest.raises(KeyboardInterrupt):
-            ingest(store, [other], workers=0, batch_size=4, progress=fail)
+            ingest(store, [other], workers=0, batch_size=4, progress=interrupt)
         assert gc.get_threshold() == before
     finally:
         gc.set_threshold(*original)
 
 
 def test_row_group_merging_is_paused_while_ingesting(tmp_path: Path, store: Store,
+                                                    vacuum_tasks: Callable[[], int],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches and the compaction are written with DuckDB's merging off, and the ingest
     checkpoints before it ends: nothing is left in the WAL for a later checkpoint to merge."""
-
-    def tasks() -> int:
-        return int(store.query("SELECT current_setting('max_vacuum_tasks')")[0][0])
-
+    tasks = vacuum_tasks
     before = tasks()
     assert before > 0
     during: list[int] = []
@@ -295,13 +288,10 @@ def test_row_group_merging_is_paused_while_ingesting(tmp_path: Path, store: Stor
     assert during == [0, 0]              # its one batch, then the compaction
     assert tasks() == before
 
-    def fail(p: IngestProgress) -> None:
-        raise KeyboardInterrupt
-
     other = tmp_path / "b.warc.gz"
     write_warc(other, many_pages(8, seed=5))
     with pytest.raises(KeyboardInterrupt):
-        ingest(store, [other], workers=0, batch_size=4, progress=fail)
+        ingest(store, [other], workers=0, batch_size=4, progress=interrupt)
     assert tasks() == before
 
 

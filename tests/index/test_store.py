@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,30 +12,20 @@ from inlink.index.store import Store
 ROW_GROUP = 122_880     # DuckDB's rows per row group
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "index.duckdb")
-    yield s
-    s.close()
-
-
-def vacuum_tasks(store: Store) -> int:
-    return int(store.query("SELECT current_setting('max_vacuum_tasks')")[0][0])
-
-
-def test_pauses_nest_overlap_and_restore_the_setting(store: Store) -> None:
+def test_pauses_nest_overlap_and_restore_the_setting(store: Store,
+                                                    vacuum_tasks: Callable[[], int]) -> None:
     store.write(lambda c: c.execute("SET max_vacuum_tasks = 7"))
     a, b = store.vacuum_paused(), store.vacuum_paused()
     a.__enter__()
-    assert vacuum_tasks(store) == 0
+    assert vacuum_tasks() == 0
     b.__enter__()
     a.__exit__(None, None, None)       # the first job ends before the second
-    assert vacuum_tasks(store) == 0
+    assert vacuum_tasks() == 0
     b.__exit__(None, None, None)
-    assert vacuum_tasks(store) == 7
+    assert vacuum_tasks() == 7
     with pytest.raises(KeyboardInterrupt), store.vacuum_paused():
         raise KeyboardInterrupt
-    assert vacuum_tasks(store) == 7
+    assert vacuum_tasks() == 7
 
 
 def test_partial_row_groups_stay_unmerged_while_paused(tmp_path: Path) -> None:

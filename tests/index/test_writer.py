@@ -49,13 +49,6 @@ def failed(url: str, at: dt.datetime, status: int | None, **kw: object) -> Fetch
                        **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "index.duckdb")
-    yield s
-    s.close()
-
-
 def events(store: Store) -> list[tuple[object, ...]]:
     return store.query("SELECT day, event, reason, target_key FROM link_events "
                        "ORDER BY seen_at, event DESC, target_key")
