@@ -48,11 +48,11 @@ COMPACT_MEMORY_LIMIT = "512MB"
 #: ... and while ingesting (it only caches blocks the ingest will not read again).
 INGEST_MEMORY_LIMIT = "384MB"
 #: A batch (one transaction) ends after this many fetch records or this many links, whichever
-#: comes first. DuckDB's commit has a fixed cost and an append of at least a row group
-#: (122,880 rows) is written straight to the file, compressed, instead of through the WAL;
-#: memory is bounded by two batches (one written while the next is read).
-BATCH_PAGES = 1000
-BATCH_LINKS = 125_000
+#: comes first. DuckDB's commit has a fixed cost, and an append of at least a row group
+#: (Store.ROW_GROUP_SIZE, 61,440 rows) is written straight to the file, compressed, instead
+#: of through the WAL; memory is bounded by two batches (one written while the next is read).
+BATCH_PAGES = 500
+BATCH_LINKS = 62_500
 DAMAGE_KEPT = 20            # damaged records listed (with offset and cause) per file
 _CHUNK_RECORDS = 16         # records per task sent to a worker
 _CHUNK_BYTES = 2 << 20      # ... or this many payload bytes, whichever comes first

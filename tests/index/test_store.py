@@ -1,15 +1,18 @@
-"""Store: DuckDB's row-group merging paused for bulk writes (`Store.vacuum_paused`)."""
+"""Store: how it attaches the file (block and row-group sizes), and DuckDB's row-group
+merging paused for bulk writes (`Store.vacuum_paused`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from inlink.index.store import Store
+from inlink.index.store import BLOCK_SIZE, ROW_GROUP_SIZE, Store
 
-ROW_GROUP = 122_880     # DuckDB's rows per row group
+ROW_GROUP = ROW_GROUP_SIZE
 
 
 def test_pauses_nest_overlap_and_restore_the_setting(store: Store,
@@ -49,3 +52,44 @@ def test_partial_row_groups_stay_unmerged_while_paused(tmp_path: Path) -> None:
             assert s.query("SELECT count(*) FROM t")[0][0] == 3 * (ROW_GROUP + 3_000)
     assert groups[True] == 6            # three full groups, three partial ones
     assert groups[False] < groups[True]
+
+
+def _row_group_sizes(s: Store, table: str) -> list[int]:
+    return [int(n) for (n,) in s.query(
+        f"SELECT max(count) FROM pragma_storage_info('{table}') GROUP BY row_group_id "
+        "ORDER BY row_group_id")]
+
+
+def test_a_new_file_gets_the_store_block_and_row_group_sizes(tmp_path: Path) -> None:
+    with Store(tmp_path / "new.duckdb") as s:
+        s.write(lambda c: c.execute("CREATE TABLE t AS SELECT range AS x FROM range(150000)"))
+        s.checkpoint()
+        assert _row_group_sizes(s, "t") == [ROW_GROUP_SIZE, ROW_GROUP_SIZE,
+                                            150_000 - 2 * ROW_GROUP_SIZE]
+        assert s.query("SELECT block_size FROM pragma_database_size() "
+                       "WHERE database_name = current_database()")[0][0] == BLOCK_SIZE
+        # a reader thread's cursor uses the index too
+        got: list[object] = []
+        reader = threading.Thread(target=lambda: got.append(
+            s.query("SELECT count(*) FROM t")[0][0]))
+        reader.start()
+        reader.join()
+        assert got == [150_000]
+
+
+def test_an_existing_file_keeps_its_block_size_and_row_groups(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))          # DuckDB's defaults: 256 KiB, 122,880 rows
+    con.execute("CREATE TABLE t AS SELECT range AS x FROM range(130000)")
+    con.close()
+    with Store(path) as s:
+        assert _row_group_sizes(s, "t") == [122_880, 130_000 - 122_880]
+        s.write(lambda c: c.execute("INSERT INTO t SELECT range FROM range(70000)"))
+        s.checkpoint()
+        assert s.query("SELECT count(*), sum(x) FROM t")[0] == (
+            200_000, sum(range(130_000)) + sum(range(70_000)))
+        assert s.query("SELECT block_size FROM pragma_database_size() "
+                       "WHERE database_name = current_database()")[0][0] == 262_144
+        assert _row_group_sizes(s, "t")[0] == 122_880
+    with Store(path, read_only=True) as r:
+        assert r.query("SELECT count(*) FROM t")[0][0] == 200_000
