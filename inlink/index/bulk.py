@@ -325,7 +325,7 @@ def _load(conn: duckdb.DuckDBPyConnection, files: dict[str, str], prepared: Path
                {_at('x.f')}, {_at('x.l')},
                CASE WHEN x.l < $through THEN {_at('x.l + 1')} END,
                CASE WHEN x.l < $through THEN coalesce(lr.reason, 'link_removed') END,
-               (x.f - 1) * $n + b.idx + 1, (x.l - 1) * $n + b.idx + 1, NULL
+               (x.f - 1) * $n + b.idx + 1, (x.l - 1) * $n + b.idx + 1, NULL, x.f
         FROM read_parquet($prepared) x
         JOIN bulk_pages b ON b.url = x.source_key
         JOIN bulk_hosts sh ON sh.host = split_part(x.source_key, '/', 3)
@@ -333,11 +333,12 @@ def _load(conn: duckdb.DuckDBPyConnection, files: dict[str, str], prepared: Path
         LEFT JOIN bulk_lost lr ON lr.uid = x.uid AND lr.day = x.l + 1
         ORDER BY th.domain, th.host, x.target_key, x.source_key""")
 
-    # Events: each link's first 'new' and last 'lost' come from its row; the intervals in
-    # between (a link lost and back, maybe more than once) from the export's interval rows.
+    # Changes: each link's last 'lost' comes from its row (its first 'new' is the row itself),
+    # the intervals in between (a link lost and back, maybe more than once) from the export's
+    # interval rows.
     stage(
-        "link_events",
-        f"""INSERT INTO link_events
+        "link_changes",
+        f"""INSERT INTO link_changes
         WITH multi AS (SELECT uid, link_id, f, l FROM read_parquet($prepared) WHERE n > 1),
         extra AS (
             SELECT m.uid, m.link_id, i.first_day, least(i.last_day, $through) AS last_day,
@@ -345,9 +346,8 @@ def _load(conn: duckdb.DuckDBPyConnection, files: dict[str, str], prepared: Path
             FROM read_parquet($links) i JOIN multi m ON m.uid = i.link_id
             WHERE i.first_day <= $through),
         ev AS (
-            SELECT link_id, first_seen AS seen_at, 'new' AS event, NULL AS reason FROM links
-            UNION ALL
-            SELECT link_id, lost_at, 'lost', lost_reason FROM links WHERE lost_at IS NOT NULL
+            SELECT link_id, lost_at AS seen_at, 'lost' AS event, lost_reason AS reason
+            FROM links WHERE lost_at IS NOT NULL
             UNION ALL
             SELECT e.link_id, {_at('e.first_day')}, 'new', NULL
             FROM extra e WHERE e.first_day > e.f

@@ -89,11 +89,14 @@ CREATE TABLE IF NOT EXISTS links (
     lost_reason    VARCHAR,
     first_fetch_id BIGINT NOT NULL,      -- evidence: the fetch it was first seen in
     last_fetch_id  BIGINT NOT NULL,      -- evidence: the fetch it was last seen in
-    source_title   VARCHAR               -- the source page's title when last seen (schema 2)
+    source_title   VARCHAR,              -- the source page's title when last seen (schema 2)
+    first_batch_id BIGINT                -- the batch it was first seen in (schema 3)
 );
 
--- Every change of a link: 'new' (first seen, or seen again after being lost) and 'lost'.
-CREATE TABLE IF NOT EXISTS link_events (
+-- The changes of links after their first appearance: 'lost', and 'new' when a lost link is
+-- seen again. A link's first 'new' is its `links` row (first_seen, first_batch_id), so a
+-- first ingest writes no event rows (schema 3); `link_events` below has every change.
+CREATE TABLE IF NOT EXISTS link_changes (
     day           DATE NOT NULL,
     seen_at       TIMESTAMP NOT NULL,
     link_id       BIGINT NOT NULL,
@@ -107,6 +110,18 @@ CREATE TABLE IF NOT EXISTS link_events (
     internal      BOOLEAN NOT NULL,
     batch_id      BIGINT NOT NULL
 );
+
+-- Every change of a link: 'new' (first seen, or seen again after being lost) and 'lost',
+-- with the target columns to scope by (both parts are sorted by target, see Store.compact).
+CREATE VIEW IF NOT EXISTS link_events AS
+SELECT CAST(first_seen AS DATE) AS day, first_seen AS seen_at, link_id, 'new' AS event,
+       CAST(NULL AS VARCHAR) AS reason, target_domain, target_host, target_key, source_key,
+       source_domain, internal, first_batch_id AS batch_id
+FROM links
+UNION ALL
+SELECT day, seen_at, link_id, event, reason, target_domain, target_host, target_key,
+       source_key, source_domain, internal, batch_id
+FROM link_changes;
 
 -- Committed write batches: a batch and everything it wrote commit in one transaction.
 CREATE TABLE IF NOT EXISTS batches (

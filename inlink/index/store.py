@@ -20,10 +20,13 @@ import duckdb
 
 from inlink.errors import InlinkError
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Schema 2 keeps the source page's title on each link row (`links.source_title`): a backlink
-#: listing needs no keyed read of `pages` per source page. A schema-1 file is upgraded when
-#: it is first opened for writing (`_upgrade_1_to_2`).
+#: listing needs no keyed read of `pages` per source page. Schema 3 keeps each link's first
+#: appearance in its row (`first_seen`, `first_batch_id`) instead of an event row:
+#: `link_changes` holds the later changes and the view `link_events` all of them, so a first
+#: ingest writes each link once (docs/data-model.md). An older file is upgraded when it is
+#: first opened for writing (`_UPGRADES`).
 #: DuckDB buffer pool cap per process (`INLINK_MEMORY_LIMIT`); None leaves DuckDB's default.
 DEFAULT_MEMORY_LIMIT = "1GB"
 #: Write-ahead log size that triggers an automatic checkpoint (DuckDB's default is 16 MB).
@@ -127,6 +130,10 @@ class Store:
 
     def _ensure_schema(self) -> None:
         sql = resources.files("inlink.index").joinpath("schema.sql").read_text(encoding="utf-8")
+        # The views bind to the current tables: made after an older file's upgrade.
+        views = [_schema_statement(start) for start in _VIEWS]
+        for view in views:
+            sql = sql.replace(view + ";", "")
         with self._write_lock:
             run(self._conn, "BEGIN")
             run(self._conn, sql)
@@ -134,9 +141,12 @@ class Store:
             if not rows:
                 run(self._conn, "INSERT INTO meta VALUES ('schema_version', ?)",
                     [SCHEMA_VERSION])
-            elif rows[0][0] == "1":
+            elif rows[0][0] in _UPGRADES:
                 try:
-                    _upgrade_1_to_2(self._conn)
+                    for version in range(int(rows[0][0]), int(SCHEMA_VERSION)):
+                        _UPGRADES[str(version)](self._conn)
+                    run(self._conn, "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                        [SCHEMA_VERSION])
                 except duckdb.Error as exc:
                     run(self._conn, "ROLLBACK")
                     self._conn.close()
@@ -147,6 +157,8 @@ class Store:
                 raise InlinkError(
                     f"{self.path} has index schema {rows[0][0]}, this inlink writes "
                     f"{SCHEMA_VERSION}: rebuild the index or use a matching inlink version")
+            for view in views:
+                run(self._conn, view)
             run(self._conn, "COMMIT")
 
     def _check_schema(self) -> None:
@@ -357,7 +369,7 @@ _SORT_ORDER = {
     # pages by key: listings join referring pages by source_key (zone maps skip the rest)
     "pages": "url_key",
     "links": "target_domain, target_host, target_key, source_key",
-    "link_events": "target_domain, day, target_key",
+    "link_changes": "target_domain, day, target_key",
 }
 
 
@@ -393,21 +405,52 @@ def _upgrade_1_to_2(conn: duckdb.DuckDBPyConnection) -> None:
     log.warning("upgrading the index to schema 2: rewriting the links table with source "
                 "page titles (a few minutes for tens of millions of links)")
     run(conn, _table_ddl("links", "links__v2"))
-    run(conn, "INSERT INTO links__v2 SELECT l.*, p.title FROM links l "
+    run(conn, "INSERT INTO links__v2 SELECT l.*, p.title, NULL FROM links l "
               "LEFT JOIN pages p ON p.url_key = l.source_key "
               f"ORDER BY {', '.join('l.' + c.strip() for c in _SORT_ORDER['links'].split(','))}")
     run(conn, "DROP TABLE links")
     run(conn, "ALTER TABLE links__v2 RENAME TO links")
-    run(conn, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def _upgrade_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
+    """Schema 2 -> 3 inside the caller's transaction: each link's first 'new' event becomes
+    its row's `first_batch_id`, the other events move to `link_changes`, and `link_events`
+    becomes the view over both (schema.sql)."""
+    log.warning("upgrading the index to schema 3: moving the links' first appearances out "
+                "of the event log (a few minutes for tens of millions of links)")
+    run(conn, "ALTER TABLE links ADD COLUMN IF NOT EXISTS first_batch_id BIGINT")
+    # A link's first 'new' is the one at its first_seen (a link seen again has later ones).
+    first = ("SELECT e.link_id, e.seen_at, min(e.batch_id) AS batch_id "
+             "FROM link_events e JOIN links l ON l.link_id = e.link_id "
+             "AND e.seen_at = l.first_seen WHERE e.event = 'new' GROUP BY 1, 2")
+    run(conn, f"UPDATE links SET first_batch_id = f.batch_id FROM ({first}) f "
+              "WHERE links.link_id = f.link_id")
+    run(conn, "DELETE FROM link_changes")      # made empty by schema.sql a moment ago
+    run(conn, f"INSERT INTO link_changes SELECT e.* FROM link_events e "
+              f"ANTI JOIN ({first}) f ON f.link_id = e.link_id AND f.seen_at = e.seen_at "
+              f"AND e.event = 'new' ORDER BY {_SORT_ORDER['link_changes']}")
+    run(conn, "DROP TABLE link_events")        # the caller makes the view (_VIEWS)
+
+
+#: schema.sql's views, by the start of their statements.
+_VIEWS = ("CREATE VIEW IF NOT EXISTS link_events",)
+_UPGRADES: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    "1": _upgrade_1_to_2, "2": _upgrade_2_to_3}
 
 
 def _table_ddl(table: str, name: str) -> str:
     """schema.sql's CREATE TABLE statement for `table`, creating `name` instead."""
+    body = _schema_statement(f"CREATE TABLE IF NOT EXISTS {table} (")
+    return f"CREATE TABLE {name} ({body.split('(', 1)[1]}"
+
+
+def _schema_statement(start: str) -> str:
+    """The statement of schema.sql that begins with `start` (up to its `;`)."""
     sql = resources.files("inlink.index").joinpath("schema.sql").read_text(encoding="utf-8")
-    found = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", sql, re.S)
+    found = re.search(rf"^{re.escape(start)}.*?;$", sql, re.S | re.M)
     if found is None:
-        raise InlinkError(f"schema.sql has no table {table}")
-    return f"CREATE TABLE {name} ({found.group(1)}\n)"
+        raise InlinkError(f"schema.sql has no statement {start!r}")
+    return found.group(0).rstrip(";")
 
 
 _ID_COLUMNS = frozenset({("fetches", "fetch_id"), ("batches", "batch_id")})

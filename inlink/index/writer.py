@@ -101,8 +101,11 @@ class IndexWriter:
         # Pages the index never had, fetched once so far in this batch: every link is new and
         # not in the table, so their rows are inserted as a block without per-link state.
         fresh: dict[str, tuple[PackedFetch, int, int]] = {}   # key -> (fetch, row, fetch_id)
-        new_rows: list[int] = []            # batch link row of each `new` event
-        new_at = _Runs()                    # ... and its time, as runs
+        # `new` events: a link's first one is its links row (first_seen, first_batch_id);
+        # a link seen again after being lost gets an event row: (batch link row, time, id).
+        # A MAYBE link is a return only when the table has it (_write_links probes).
+        returns: list[tuple[int, dt.datetime, int]] = []
+        maybe_returns: list[tuple[int, dt.datetime, int]] = []
         lost_events: list[tuple[Any, ...]] = []
         fetch_rows: list[tuple[Any, ...]] = []
         page_rows: dict[str, tuple[Any, ...]] = {}
@@ -133,8 +136,7 @@ class IndexWriter:
             hashes = dict(zip(f.link_ids, f.link_hashes, strict=True))
             if previous is None and len(hashes) == n:
                 fresh[f.url_key] = (f, first_row, fetch_id)
-                new_rows.extend(range(first_row, first_row + n))
-                new_at.add(n, at)
+                stats.new_links += n
                 page = pages[f.url_key] = _PageRow(f.url_key, at, at, hashes)
                 page_rows[f.url_key] = _page_row(f, fetch_id, page)
                 continue
@@ -154,14 +156,18 @@ class IndexWriter:
                 attr = hashes[lid]
                 t = touched.get(lid)
                 if lid not in old:
-                    new_rows.append(row)
-                    new_at.add(1, at)
+                    stats.new_links += 1
                     if t is None:
                         where = (ABSENT if known is None
                                  else MAYBE if lid not in known else IN_TABLE)
                         touched[lid] = [row, True, at, at, None, None, fetch_id, fetch_id, True,
                                         attr, where]
+                        if where == IN_TABLE:
+                            returns.append((row, at, lid))
+                        elif where == MAYBE:
+                            maybe_returns.append((row, at, lid))
                         continue
+                    returns.append((row, at, lid))      # live earlier in this batch, lost
                 elif t is None:
                     touched[lid] = [row, True, at, at, None, None, fetch_id, fetch_id,
                                     old[lid] != attr, attr, IN_TABLE]
@@ -186,13 +192,12 @@ class IndexWriter:
                 f.url_key, previous.first_crawl if previous else at, at, hashes)
             page_rows[f.url_key] = _page_row(f, fetch_id, page)
         stats.fetches = len(ordered)
-        stats.new_links = len(new_rows)
 
         # One contiguous table: DuckDB scans an Arrow table of thousands of small chunks
         # (one per page) several times slower than the same rows in one chunk.
         links = pa.Table.from_batches([f.links for f in ordered],
                                       schema=LINK_SCHEMA).combine_chunks()
-        self._write(conn, stats, links, touched, list(fresh.values()), new_rows, new_at,
+        self._write(conn, stats, links, touched, list(fresh.values()), returns, maybe_returns,
                     lost_events, fetch_rows, page_rows, set(stored), manifest)
         return stats
 
@@ -213,7 +218,8 @@ class IndexWriter:
 
     def _write(self, conn: duckdb.DuckDBPyConnection, stats: BatchStats, links: pa.Table,
                touched: dict[int, list[Any]], fresh: list[tuple[PackedFetch, int, int]],
-               new_rows: list[int], new_at: _Runs,
+               returns: list[tuple[int, dt.datetime, int]],
+               maybe_returns: list[tuple[int, dt.datetime, int]],
                lost_events: list[tuple[Any, ...]], fetch_rows: list[tuple[Any, ...]],
                page_rows: dict[str, tuple[Any, ...]], stored: set[str],
                manifest: ManifestUpdate | None) -> None:
@@ -227,14 +233,16 @@ class IndexWriter:
                 run(conn, "DELETE FROM pages WHERE url_key IN (SELECT url_key FROM batch_keys)")
                 conn.unregister("batch_keys")
             _insert(conn, "pages", _PAGE_COLUMNS, list(page_rows.values()))
+        existing: set[int] = set()
         if touched or fresh:
-            self._write_links(conn, links, touched, fresh)
-        if new_rows:
-            picked = links.select(_EVENT_FROM_LINK)
-            if new_rows != list(range(links.num_rows)):
-                picked = picked.take(pa.array(new_rows, pa.int64()))
-            n = len(new_rows)
-            seen_at = new_at.column(pa.timestamp("us"))
+            existing = self._write_links(conn, links, touched, fresh, stats.batch_id)
+        returns = returns + [r for r in maybe_returns if r[2] in existing]
+        if returns:
+            returns.sort()
+            picked = links.select(_EVENT_FROM_LINK).take(
+                pa.array([row for row, _, _ in returns], pa.int64()))
+            n = len(returns)
+            seen_at = pa.array([at for _, at, _ in returns], pa.timestamp("us"))
             events = pa.table({
                 "day": pc.cast(seen_at, pa.date32()), "seen_at": seen_at,
                 "link_id": picked.column("link_id"),
@@ -243,13 +251,13 @@ class IndexWriter:
                 **{name: picked.column(name) for name in _EVENT_FROM_LINK[1:]},
                 "batch_id": pa.repeat(pa.scalar(stats.batch_id, pa.int64()), n),
             })
-            _insert(conn, "link_events", _EVENT_COLUMNS, events)
+            _insert(conn, "link_changes", _EVENT_COLUMNS, events)
         if lost_events:
             # Lost links are known here only by id: their targets come from the stored rows.
             conn.register("lost_rows", _arrow(("day", "seen_at", "link_id", "reason", "batch_id"),
                                               lost_events))
             run(conn,
-                "INSERT INTO link_events SELECT e.day, e.seen_at, e.link_id, 'lost', e.reason, "
+                "INSERT INTO link_changes SELECT e.day, e.seen_at, e.link_id, 'lost', e.reason, "
                 "l.target_domain, l.target_host, l.target_key, l.source_key, l.source_domain, "
                 "l.internal, e.batch_id FROM lost_rows e JOIN links l USING (link_id)")
             conn.unregister("lost_rows")
@@ -262,7 +270,8 @@ class IndexWriter:
     @staticmethod
     def _write_links(conn: duckdb.DuckDBPyConnection, links: pa.Table,
                      touched: dict[int, list[Any]],
-                     fresh: list[tuple[PackedFetch, int, int]]) -> None:
+                     fresh: list[tuple[PackedFetch, int, int]], batch_id: int) -> set[int]:
+        """Insert and update the batch's link rows; returns the MAYBE links the table had."""
         # The table is probed only for the few links that may be in it (see _WHERE).
         probe = [lid for lid, t in touched.items() if t[_WHERE] == MAYBE]
         existing: set[int] = set()
@@ -271,10 +280,10 @@ class IndexWriter:
             existing = {row[0] for row in run(
                 conn, "SELECT l.link_id FROM links l JOIN probe_ids t USING (link_id)")}
             conn.unregister("probe_ids")
-        inserts = _History()
+        inserts = _History(batch_id)
         for f, row, fetch_id in fresh:
             inserts.add_block(row, len(f.link_ids), f.fetched_at, fetch_id)
-        full = _History()
+        full = _History(batch_id)
         light: list[tuple[int, list[Any]]] = []
         for lid, t in touched.items():
             where = t[_WHERE]
@@ -289,7 +298,8 @@ class IndexWriter:
         if full.rows:
             conn.register("full_rows", full.table(links))
             sets = ", ".join(f"{c} = f.{c}" for c in _LINK_COLUMNS
-                             if c not in ("link_id", "first_seen", "first_fetch_id"))
+                             if c not in ("link_id", "first_seen", "first_fetch_id",
+                                          "first_batch_id"))
             run(conn, f"UPDATE links SET {sets} FROM full_rows f "
                       "WHERE links.link_id = f.link_id")
             conn.unregister("full_rows")
@@ -325,6 +335,7 @@ class IndexWriter:
                 "ELSE links.source_title END "
                 "FROM light_rows s WHERE links.link_id = s.link_id")
             conn.unregister("light_rows")
+        return existing
 
 
 class _Runs:
@@ -372,7 +383,8 @@ class _History:
                 ("lost_reason", pa.string()), ("first_fetch_id", pa.int64()),
                 ("last_fetch_id", pa.int64()))
 
-    def __init__(self) -> None:
+    def __init__(self, batch_id: int) -> None:
+        self.batch_id = batch_id    # first_batch_id of the rows inserted
         self.rows: list[int] = []
         self.in_order = True        # rows == 0, 1, 2...
         self.runs = _Runs()         # runs of the history tuple, in _COLUMNS order
@@ -398,6 +410,8 @@ class _History:
         columns = self.runs.columns([kind for _, kind in self._COLUMNS])
         for (name, _), column in zip(self._COLUMNS, columns, strict=True):
             table = table.append_column(name, column)
+        table = table.append_column("first_batch_id", pa.repeat(
+            pa.scalar(self.batch_id, pa.int64()), table.num_rows))
         return table.select(list(_LINK_COLUMNS))
 
 
@@ -409,7 +423,7 @@ _PAGE_COLUMNS = ("url_key", "url", "host", "domain", "first_crawl", "last_crawl"
                  "language", "encoding", "size", "internal_links", "external_links",
                  "noindex", "nofollow", "canonical", "redirect_to", "link_ids", "link_hashes")
 _LINK_COLUMNS = (*LINK_COLUMNS, "live", "first_seen", "last_seen", "lost_at", "lost_reason",
-                 "first_fetch_id", "last_fetch_id")
+                 "first_fetch_id", "last_fetch_id", "first_batch_id")
 _EVENT_COLUMNS = ("day", "seen_at", "link_id", "event", "reason", "target_domain", "target_host",
                   "target_key", "source_key", "source_domain", "internal", "batch_id")
 _EVENT_FROM_LINK = ("link_id", "target_domain", "target_host", "target_key", "source_key",
@@ -424,6 +438,7 @@ _TYPES: dict[str, pa.DataType] = {
     "day": pa.date32(),
 }
 _INT64 = {"fetch_id", "batch_id", "link_id", "attr_hash", "first_fetch_id", "last_fetch_id",
+          "first_batch_id",
           "size", "evidence_offset"}
 _INT32 = {"status", "internal_links", "external_links", "links_count"}
 _BOOL = {"applied", "noindex", "nofollow", "internal", "ugc", "sponsored", "live"}

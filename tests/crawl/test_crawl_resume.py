@@ -43,7 +43,7 @@ def table_digest(db: Path) -> str:
         "pages": "SELECT * EXCLUDE (fetch_id, link_ids, link_hashes), list_sort(link_ids) "
                  "FROM pages",
         "fetches": "SELECT * EXCLUDE (fetch_id, batch_id) FROM fetches",
-        "links": "SELECT * EXCLUDE (first_fetch_id, last_fetch_id) FROM links",
+        "links": "SELECT * EXCLUDE (first_fetch_id, last_fetch_id, first_batch_id) FROM links",
         "link_events": "SELECT * EXCLUDE (batch_id) FROM link_events",
     }
     h = hashlib.sha256()

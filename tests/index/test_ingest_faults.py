@@ -44,7 +44,8 @@ def content_hash(store: Store) -> str:
     h = hashlib.sha256()
     for sql in (
         "SELECT * EXCLUDE (fetch_id) FROM pages ORDER BY url_key",
-        "SELECT * EXCLUDE (first_fetch_id, last_fetch_id) FROM links ORDER BY link_id",
+        "SELECT * EXCLUDE (first_fetch_id, last_fetch_id, first_batch_id) FROM links "
+        "ORDER BY link_id",
         "SELECT * EXCLUDE (batch_id) FROM link_events ORDER BY link_id, seen_at, event",
     ):
         for row in store.query(sql):

@@ -169,7 +169,7 @@ def test_a_failed_batch_leaves_nothing_behind(store: Store,
     real_insert = writer_module._insert
 
     def failing_insert(conn: object, table: str, *args: object) -> None:
-        if table == "link_events":
+        if table == "links":                # after the fetch and page rows
             raise RuntimeError("disk full")
         real_insert(conn, table, *args)  # type: ignore[arg-type]
 
@@ -236,7 +236,7 @@ def test_compact_sorts_in_ranges_as_in_one_sort(store: Store, per_pass: int,
         w.apply([page(f"http://s{i}.example/", [link(t) for t in targets[i % 5::3 + d]],
                       day(d)) for i in range(30)])
     keys = {"links": "target_domain, target_host, target_key, source_key",
-            "link_events": "target_domain, day, target_key", "pages": "url_key"}
+            "link_changes": "target_domain, day, target_key", "pages": "url_key"}
     before = {t: sorted(store.query(f"SELECT * FROM {t}")) for t in keys}
     assert store.query("SELECT count(*) FROM links")[0][0] > 3 * 7
     store.compact()
@@ -270,19 +270,32 @@ def test_link_rows_keep_the_source_title_they_were_last_seen_with(store: Store) 
     assert store.query("SELECT source_title FROM links WHERE target_key = ?", [A]) == [("",)]
 
 
+def _as_schema(store: Store, version: int, stray: bool = False) -> None:
+    """Turn a store's file into the layout of an older schema, with the same rows: schema 2
+    keeps every event in a link_events table and has no links.first_batch_id; schema 1 has
+    no links.source_title either. `stray`: a column no schema ever had."""
+    with store.transaction() as conn:
+        conn.execute("CREATE TABLE events_old AS SELECT * FROM link_events")
+        conn.execute("DROP VIEW link_events")
+        conn.execute("DROP TABLE link_changes")
+        conn.execute("ALTER TABLE events_old RENAME TO link_events")
+        drop = "first_batch_id" + (", source_title" if version == 1 else "")
+        conn.execute(f"CREATE TABLE links_old AS SELECT * EXCLUDE ({drop})"
+                     f"{', 1 AS stray' if stray else ''} FROM links")
+        conn.execute("DROP TABLE links")
+        conn.execute("ALTER TABLE links_old RENAME TO links")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+
+
 def test_a_schema_1_index_is_upgraded_on_its_first_write_open(tmp_path: Path) -> None:
     path = tmp_path / "v1.duckdb"
     with Store(path) as s:
         IndexWriter(s).apply([page(PAGE, [link(A, "a"), link(B, "b")], day(1), title="T1")])
-        with s.transaction() as conn:   # the schema-1 layout: no source_title
-            conn.execute("CREATE TABLE links_v1 AS SELECT * EXCLUDE (source_title) FROM links")
-            conn.execute("DROP TABLE links")
-            conn.execute("ALTER TABLE links_v1 RENAME TO links")
-            conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        _as_schema(s, 1)
     with pytest.raises(InlinkError, match="open it once for writing"):
         Store(path, read_only=True)
     with Store(path) as s:
-        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
         assert s.query("SELECT target_key, source_title FROM links ORDER BY 1") == [
             (A, "T1"), (B, "T1")]
         IndexWriter(s).apply([page(PAGE, [link(A, "a")], day(2), title="T2")])
@@ -291,6 +304,35 @@ def test_a_schema_1_index_is_upgraded_on_its_first_write_open(tmp_path: Path) ->
             A: "T2", B: "T1"}
     with Store(path, read_only=True) as s:
         assert s.query("SELECT count(*) FROM links")[0][0] == 2
+
+
+def test_a_schema_2_index_keeps_its_events_when_upgraded(tmp_path: Path) -> None:
+    """Schema 2 -> 3: the first 'new' of each link moves into its row (first_batch_id), the
+    later changes into link_changes; link_events, the view, gives the same rows as before."""
+    path = tmp_path / "v2.duckdb"
+    other = "http://www.other.example/page"
+    with Store(path) as s:
+        w = IndexWriter(s, job="j")
+        w.apply([page(PAGE, [link(A, "a"), link(B, "b")], day(1)),
+                 page(other, [link(A, "x")], day(1))])
+        w.apply([page(PAGE, [link(B, "b")], day(2)), failed(other, day(2), 404)])
+        w.apply([page(PAGE, [link(A, "a"), link(B, "b")], day(3)),
+                 page(other, [link(A, "x"), link(C, "c")], day(3))])
+        events = sorted(s.query("SELECT * FROM link_events"))
+        firsts = sorted(s.query("SELECT link_id, first_batch_id FROM links"))
+        changes = sorted(s.query("SELECT * FROM link_changes"))
+        assert len(events) == 8 and len(changes) == 4     # 4 first, 2 lost, 2 back
+        assert sorted(b for _, b in firsts) == [1, 1, 1, 3]
+        _as_schema(s, 2)
+    with Store(path) as s:
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+        assert sorted(s.query("SELECT * FROM link_events")) == events
+        assert sorted(s.query("SELECT link_id, first_batch_id FROM links")) == firsts
+        assert sorted(s.query("SELECT * FROM link_changes")) == changes
+        assert s.query("SELECT table_type FROM information_schema.tables "
+                       "WHERE table_name = 'link_events'") == [("VIEW",)]
+        s.compact()
+        assert sorted(s.query("SELECT * FROM link_events")) == events
 
 
 def test_packed_rows_use_the_state_ids_and_hashes() -> None:
@@ -359,13 +401,8 @@ def test_a_failed_upgrade_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "odd.duckdb"
     with Store(path) as s:
         IndexWriter(s).apply([page(PAGE, [link(A, "a")], day(1))])
-        with s.transaction() as conn:   # a schema-1 file with a column schema 1 never had
-            conn.execute("CREATE TABLE links_v1 AS SELECT * EXCLUDE (source_title), "
-                         "1 AS stray FROM links")
-            conn.execute("DROP TABLE links")
-            conn.execute("ALTER TABLE links_v1 RENAME TO links")
-            conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    with pytest.raises(InlinkError, match="upgrading the index to schema 2 failed"):
+        _as_schema(s, 1, stray=True)   # a schema-1 file with a column schema 1 never had
+    with pytest.raises(InlinkError, match="upgrading the index to schema 3 failed"):
         Store(path)
     con = duckdb.connect(str(path), read_only=True)   # the file as it was
     try:
@@ -385,7 +422,7 @@ def test_history_runs_give_the_columns_row_by_row() -> None:
     links = pa.table({name: pa.array(rows if name in ("link_id", "attr_hash") else
                                      [None] * 9, writer_module.LINK_SCHEMA.field(name).type)
                       for name in writer_module.LINK_COLUMNS})
-    hist = writer_module._History()
+    hist = writer_module._History(5)
     hist.add_block(0, 3, t1, 7)
     hist.add([3, False, t1, t2, t2, "link_removed", 7, 8, False, 0, 0])
     hist.add([4, False, t1, t2, t2, "link_removed", 7, 8, False, 0, 0])
@@ -402,9 +439,10 @@ def test_history_runs_give_the_columns_row_by_row() -> None:
         + [None] * 4
     assert got.column("first_fetch_id").to_pylist() == [7] * 5 + [8] * 4
     assert got.column("last_fetch_id").to_pylist() == [7] * 3 + [8] * 6
+    assert got.column("first_batch_id").to_pylist() == [5] * 9
 
     # rows out of order are taken from the batch in the order given
-    shuffled = writer_module._History()
+    shuffled = writer_module._History(5)
     shuffled.add([4, True, t1, t1, None, None, 7, 7, True, 0, 0])
     shuffled.add_block(0, 2, t2, 8)
     assert not shuffled.in_order
