@@ -49,13 +49,20 @@ LINK_SCHEMA = pa.schema([
     ("source_title", pa.string()),
 ])
 assert tuple(LINK_SCHEMA.names) == LINK_COLUMNS
+#: The columns pack_fetches fills (a link's own id, attributes and attribute hash); the
+#: others repeat the source page's values or derive from the target key (complete_links).
+OWN_COLUMNS = ("link_id", "target_key", "target_url", "kind", "anchor", "alt", "image_url",
+               "nofollow", "ugc", "sponsored", "text_pre", "text_post", "location",
+               "links_count", "hreflang", "attr_hash")
+OWN_SCHEMA = pa.schema([LINK_SCHEMA.field(name) for name in OWN_COLUMNS])
 
 _log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class PackedFetch:
-    """One fetch, classified; `links` holds the rows of the links it keeps live.
+    """One fetch, classified; `links` holds the OWN_COLUMNS of the links it keeps live
+    (complete_links adds the rest of their rows).
 
     `link_ids[i]` / `link_hashes[i]` are the id and attribute hash of `links` row i
     (index.state.link_id / link_attr_hash).
@@ -86,7 +93,8 @@ class PackedFetch:
 
 
 #: A packed group of fetches as plain data (what an ingest worker sends back): the fetch
-#: fields in PackedFetch order without `links`, and all their link rows in one batch.
+#: fields in PackedFetch order without `links`, and all their links' OWN_COLUMNS in one
+#: batch.
 Packed = tuple[list[tuple[Any, ...]], pa.RecordBatch]
 
 
@@ -131,16 +139,16 @@ def subnet(ip: str | None) -> str | None:
 
 
 def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
-    """Classify records and turn their live links into one Arrow batch of LINK_COLUMNS.
+    """Classify records and turn their live links into one Arrow batch of OWN_COLUMNS.
 
     The ids and hashes are exactly index.state.link_id / link_attr_hash (tests check it).
     The links' own fields go through inlink/_linkpack.c when it is built (`_native_pack`),
-    else through `_pack_links_py`; the columns derived from them (target host and domain,
-    internal) and the source page's columns are Arrow operations over the batch.
+    else through `_pack_links_py`. The columns that repeat the source page or derive from
+    the target are left to complete_links, which the index writer runs on a whole batch: in
+    an ingest that is the writer's thread, while the driver extracts the next pages.
     """
     metas: list[list[Any]] = []
     groups: list[tuple[str, list[Link]]] = []
-    sources: list[tuple[Any, ...]] = []
     for record in records:
         outcome = classify(record)
         key = record.url_key
@@ -160,33 +168,42 @@ def pack_fetches(records: Sequence[FetchRecord]) -> Packed:
              facts.external_links, facts.noindex, facts.nofollow, facts.canonical)
             if facts is not None else None])
         groups.append((key, outcome.live_links))
-        sources.append((key, record.url, source_host, source_domain, record.ip,
-                        subnet(record.ip), record.country,
-                        facts.title if facts is not None else None))
     ids, hashes, col = _pack_links(groups)
     start = 0
     for meta, (_, live) in zip(metas, groups, strict=True):
         end = start + len(live)
         meta += (ids[start:end], hashes[start:end])
         start = end
-    n = len(ids)
-    # The source page's values, repeated on its links: a take over one row per record.
-    which = pa.array(np.repeat(np.arange(len(groups), dtype=np.int32),
-                               [len(live) for _, live in groups]))
+    batch = pa.record_batch([col[name] for name in OWN_COLUMNS], schema=OWN_SCHEMA)
+    return [tuple(m) for m in metas], batch
+
+
+def complete_links(fetches: Sequence[PackedFetch]) -> pa.Table:
+    """The LINK_COLUMNS rows of the fetches' links, in order, as one contiguous table.
+
+    To the packed OWN_COLUMNS it adds the source page's values, repeated on each of its
+    links (a take over one row per fetch), and the target's host and registrable domain,
+    worked out once per distinct authority, with `internal` (same registrable domain)."""
+    # One chunk: DuckDB scans an Arrow table of thousands of small chunks (one per page)
+    # several times slower than the same rows in one chunk.
+    own = pa.Table.from_batches([f.links for f in fetches], schema=OWN_SCHEMA).combine_chunks()
+    col: dict[str, Any] = {name: own.column(name) for name in OWN_COLUMNS}
+    which = pa.array(np.repeat(np.arange(len(fetches), dtype=np.int32),
+                               [len(f.link_ids) for f in fetches]))
+    sources = [(f.url_key, f.url, f.host, f.domain, f.ip, subnet(f.ip), f.country,
+                f.facts[0] if f.facts is not None else None) for f in fetches]
     for name, values in zip(_SOURCE_NAMES, zip(*sources, strict=True) if sources
                             else [()] * len(_SOURCE_NAMES), strict=True):
         col[name] = _strings(list(values)).take(which)
     # The authority of a key is its third '/'-separated field ("scheme:", "", host...);
     # host and domain are worked out once per distinct authority.
     authority = pc.dictionary_encode(pc.list_element(
-        pc.split_pattern(col["target_key"], "/", max_splits=3), 2))
+        pc.split_pattern(col["target_key"].combine_chunks(), "/", max_splits=3), 2))
     distinct = [_authority_host_domain(a) for a in authority.dictionary.to_pylist()]
     col["target_host"] = _strings([h for h, _ in distinct]).take(authority.indices)
     col["target_domain"] = _strings([d for _, d in distinct]).take(authority.indices)
     col["internal"] = pc.equal(col["target_domain"], col["source_domain"])
-    assert all(len(a) == n for a in col.values())
-    batch = pa.record_batch([col[f.name] for f in LINK_SCHEMA], schema=LINK_SCHEMA)
-    return [tuple(m) for m in metas], batch
+    return pa.table([col[f.name] for f in LINK_SCHEMA], schema=LINK_SCHEMA)
 
 
 def _pack_links(groups: list[tuple[str, list[Link]]]

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from inlink.index.rows import LINK_COLUMNS, LINK_SCHEMA, PackedFetch, to_packed
+from inlink.index.rows import LINK_COLUMNS, PackedFetch, complete_links, to_packed
 from inlink.index.store import Store, run
 from inlink.sources.record import FetchRecord
 
@@ -193,10 +193,7 @@ class IndexWriter:
             page_rows[f.url_key] = _page_row(f, fetch_id, page)
         stats.fetches = len(ordered)
 
-        # One contiguous table: DuckDB scans an Arrow table of thousands of small chunks
-        # (one per page) several times slower than the same rows in one chunk.
-        links = pa.Table.from_batches([f.links for f in ordered],
-                                      schema=LINK_SCHEMA).combine_chunks()
+        links = complete_links(ordered)
         self._write(conn, stats, links, touched, list(fresh.values()), returns, maybe_returns,
                     lost_events, fetch_rows, page_rows, set(stored), manifest)
         return stats

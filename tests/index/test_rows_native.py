@@ -64,7 +64,8 @@ def both(records: list[FetchRecord], keep: bool = False) -> rows.Packed:
     python = rows.pack_fetches(records)
     rows._NATIVE[:] = saved
     assert native[0] == python[0]
-    for name in rows.LINK_COLUMNS:
+    assert tuple(native[1].schema.names) == rows.OWN_COLUMNS
+    for name in rows.OWN_COLUMNS:
         assert native[1].column(name).equals(python[1].column(name)), name
     return native
 
@@ -131,6 +132,7 @@ def test_ports_ipv6_and_empty_pages() -> None:
              _link(target_url="https://s.example/q", target_key="https://s.example/q")]
     metas, batch = both([record("https://s.example/p", links), record("https://e.example/", []),
                          record("http://[::2]/", links[:1])])
+    batch = rows.complete_links(rows.unpack_fetches((metas, batch)))
     assert batch.column("target_host").to_pylist() == ["[::1]", "h.example", "s.example",
                                                        "[::1]"]
     assert batch.column("internal").to_pylist() == [False, False, True, False]
@@ -138,6 +140,7 @@ def test_ports_ipv6_and_empty_pages() -> None:
         "http://[::2]/"]
     assert [len(m[-2]) for m in metas] == [3, 0, 1]
     assert both([])[1].num_rows == 0
+    assert rows.complete_links([]).num_rows == 0
     assert both([record("https://e.example/", [])])[1].num_rows == 0
 
 

@@ -336,7 +336,7 @@ def test_a_schema_2_index_keeps_its_events_when_upgraded(tmp_path: Path) -> None
 
 
 def test_packed_rows_use_the_state_ids_and_hashes() -> None:
-    from inlink.index.rows import LINK_COLUMNS, to_packed
+    from inlink.index.rows import LINK_COLUMNS, OWN_COLUMNS, complete_links, to_packed
     from inlink.index.state import link_attr_hash, link_id
 
     links = [link(A, "a"), link(B, "", kind=LinkKind.IMAGE, nofollow=True),
@@ -348,13 +348,23 @@ def test_packed_rows_use_the_state_ids_and_hashes() -> None:
     key = normalize_url(PAGE)
     assert packed.link_ids == [link_id(key, x) for x in links]
     assert packed.link_hashes == [link_attr_hash(x) for x in links]
-    rows = packed.links.to_pylist()
-    assert [r["link_id"] for r in rows] == packed.link_ids
-    assert [r["kind"] for r in rows] == ["anchor", "image", "alternate"]
+    assert tuple(packed.links.schema.names) == OWN_COLUMNS
+    (other,) = to_packed([page("https://www.a.example/x", [link(A, "in")], day(1),
+                               ip="127.5.0.10")])
+    rows = complete_links([packed, other]).to_pylist()
+    assert [r["link_id"] for r in rows] == packed.link_ids + other.link_ids
+    assert [r["kind"] for r in rows] == ["anchor", "image", "alternate", "anchor"]
     assert rows[2]["hreflang"] == "de" and rows[2]["links_count"] == 3
-    assert all(r["source_key"] == key and not r["internal"] for r in rows)
+    assert all(r["source_key"] == key and not r["internal"] for r in rows[:3])
     assert tuple(rows[0]) == LINK_COLUMNS
     assert rows[2]["alt"] == "alt \ufffd"
+    # the source page's values repeat on its own links; host and domain come from the key
+    assert (rows[3]["source_key"], rows[3]["source_host"], rows[3]["source_ip"],
+            rows[3]["source_subnet"], rows[3]["source_title"]) == (
+        normalize_url("https://www.a.example/x"), "www.a.example", "127.5.0.10",
+        "127.5.0.0/24", "t")
+    assert (rows[3]["target_host"], rows[3]["target_domain"], rows[3]["internal"]) == (
+        "a.example", "a.example", True)
 
 
 def _history_tables(store: Store) -> tuple[list[tuple[object, ...]], ...]:
@@ -417,11 +427,13 @@ def test_history_runs_give_the_columns_row_by_row() -> None:
     """_History keeps a page's links as one run; its columns equal the row-by-row values."""
     import pyarrow as pa
 
+    from inlink.index.rows import LINK_COLUMNS, LINK_SCHEMA
+
     t1, t2 = dt.datetime(2026, 1, 1, 12), dt.datetime(2026, 1, 2, 12)
     rows = list(range(9))
     links = pa.table({name: pa.array(rows if name in ("link_id", "attr_hash") else
-                                     [None] * 9, writer_module.LINK_SCHEMA.field(name).type)
-                      for name in writer_module.LINK_COLUMNS})
+                                     [None] * 9, LINK_SCHEMA.field(name).type)
+                      for name in LINK_COLUMNS})
     hist = writer_module._History(5)
     hist.add_block(0, 3, t1, 7)
     hist.add([3, False, t1, t2, t2, "link_removed", 7, 8, False, 0, 0])
