@@ -1,16 +1,16 @@
 /* Native fast path of inlink.index.rows.pack_fetches: a chunk's links as Arrow buffers.
  *
  * pack_fetches turns the live links of a group of fetches into the columns of one Arrow
- * batch, with two 64-bit BLAKE2b hashes per link (index.state.link_id and link_attr_hash).
- * In Python that is ~7 us a link: two f-strings, two hashlib objects, and a trip through
+ * batch, with two 64-bit XXH3 hashes per link (index.state.link_id and link_attr_hash).
+ * In Python that is ~7 us a link: two f-strings, two hash calls, and a trip through
  * pa.array for each of 14 attributes. Here one pass over the Link objects fills
  *
  *   - the 14 attribute columns as Arrow buffers (validity bitmap, int32 offsets, UTF-8 data;
  *     bit-packed booleans; int32 counts), which pyarrow wraps without copying
  *     (pa.Array.from_buffers);
- *   - both hashes, by libb2's blake2b (the BLAKE2 authors' library, loaded with dlopen from
- *     the name `configure` gives; without it the hashes are left to Python), with the GIL
- *     released.
+ *   - both hashes, by libxxhash's XXH3_64bits (the xxHash authors' library, loaded with
+ *     dlopen from the name `configure` gives; without it the hashes are left to Python), with
+ *     the GIL released.
  *
  * `hash_strings` hashes the strings of an Arrow string array from its buffers: the bulk
  * loader's identity and attribute texts (index.bulk.hash64_arrow).
@@ -28,9 +28,10 @@
 #include <stdint.h>
 #include <string.h>
 
-/* libb2 0.98 (soname libb2.so.1): blake2b(out, in, key, outlen, inlen, keylen). */
-typedef int (*blake2b_fn)(uint8_t *, const void *, const void *, size_t, size_t, size_t);
-static blake2b_fn blake2b;
+/* libxxhash >= 0.8 (soname libxxhash.so.0): XXH3_64bits(input, length), whose output is
+   stable from 0.8.0 on. */
+typedef uint64_t (*xxh3_fn)(const void *, size_t);
+static xxh3_fn xxh3;
 
 /* Link: its type and the slot offsets of its 14 fields, in dataclass order. */
 enum { F_TARGET_URL, F_TARGET_KEY, F_KIND, F_ANCHOR, F_NOFOLLOW, F_UGC, F_SPONSORED, F_ALT,
@@ -116,12 +117,8 @@ static int add_text(buf_t *b, PyObject *v) {
 }
 
 static inline int64_t hash64(const uint8_t *text, size_t n) {
-    uint8_t out[8];
-    blake2b(out, n ? text : (const uint8_t *)"", NULL, 8, n, 0);
-    uint64_t v = 0;
-    for (int k = 7; k >= 0; k--)
-        v = (v << 8) | out[k];   /* int.from_bytes(digest, "little", signed=True) */
-    return (int64_t)v;
+    /* the unsigned 64-bit value as a two's complement int64 (state.hash64's signed int) */
+    return (int64_t)xxh3(n ? text : (const uint8_t *)"", n);
 }
 
 /* hash64 of n strings of `data`, string i spanning offsets[start + i] .. [start + i + 1]
@@ -269,7 +266,7 @@ static PyObject *lw_pack(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "_linkpack.configure() was not called");
         return NULL;
     }
-    with_hashes = with_hashes && blake2b != NULL;
+    with_hashes = with_hashes && xxh3 != NULL;
     column_t cols[N_COLUMNS];
     memset(cols, 0, sizeof(cols));
     /* each link's id text and attribute text, with int64 end offsets after a leading 0 */
@@ -377,8 +374,8 @@ static PyObject *lw_hash_strings(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*nni", &offsets, &data, &start, &n, &width))
         return NULL;
     PyObject *out = NULL;
-    if (blake2b == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "libb2 is not loaded (configure)");
+    if (xxh3 == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "libxxhash is not loaded (configure)");
         goto done;
     }
     if ((width != 4 && width != 8) || start < 0 || n < 0 ||
@@ -408,33 +405,32 @@ done:
 
 static PyObject *lw_configure(PyObject *self, PyObject *args) {
     PyObject *type, *names;
-    const char *libb2_path = NULL;
+    const char *lib_path = NULL;
     if (!PyArg_ParseTuple(args, "O!O!z", &PyType_Type, &type, &PyTuple_Type, &names,
-                          &libb2_path))
+                          &lib_path))
         return NULL;
     Py_ssize_t offsets[LINK_FIELDS];
     if (slot_offsets(type, names, offsets, LINK_FIELDS, 0) < 0)
         return NULL;
-    blake2b_fn fn = NULL;
-    if (libb2_path != NULL) {
-        void *lib = dlopen(libb2_path, RTLD_NOW | RTLD_LOCAL);
+    xxh3_fn fn = NULL;
+    if (lib_path != NULL) {
+        void *lib = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
         if (lib == NULL)
-            return PyErr_Format(PyExc_ImportError, "cannot load %s: %s", libb2_path,
-                                dlerror());
-        fn = (blake2b_fn)dlsym(lib, "blake2b");
+            return PyErr_Format(PyExc_ImportError, "cannot load %s: %s", lib_path, dlerror());
+        fn = (xxh3_fn)dlsym(lib, "XXH3_64bits");
         if (fn == NULL)
-            return PyErr_Format(PyExc_ImportError, "%s has no blake2b", libb2_path);
+            return PyErr_Format(PyExc_ImportError, "%s has no XXH3_64bits", lib_path);
     }
     Py_INCREF(type);
     Py_XSETREF(link_type, (PyTypeObject *)type);
     memcpy(link_offset, offsets, sizeof(offsets));
-    blake2b = fn;
-    return PyBool_FromLong(blake2b != NULL);
+    xxh3 = fn;
+    return PyBool_FromLong(xxh3 != NULL);
 }
 
 static PyMethodDef methods[] = {
     {"configure", lw_configure, METH_VARARGS,
-     "configure(Link, field_names, libb2_path | None) -> whether pack can hash."},
+     "configure(Link, field_names, libxxhash_path | None) -> whether pack can hash."},
     {"pack", lw_pack, METH_VARARGS,
      "pack([(source_key, [Link, ...]), ...], hashes) -> (rows, ids | None, attr hashes | "
      "None, columns) or None when Python must pack this chunk (see rows.pack_fetches)."},

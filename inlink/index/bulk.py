@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
+from xxhash import xxh3_64_intdigest
 
 from inlink.errors import InlinkError
 from inlink.index.rows import native_hasher
@@ -61,18 +62,18 @@ class BulkSummary:
 
 # -- identity hashes: the only per-row step in Python --------------------------------------
 #
-# link_id and attr_hash are BLAKE2b-64 (index.state) so that a later crawl or ingest into the
-# bulk-loaded index diffs against the same ids. DuckDB has no BLAKE2b, so the strings are
-# built in SQL and hashed here on all cores: in C straight from the Arrow buffers
-# (inlink/_linkpack.c with libb2), else with hashlib (~1 us a string).
+# link_id and attr_hash are XXH3-64 (index.state) so that a later crawl or ingest into the
+# bulk-loaded index diffs against the same ids. DuckDB has no XXH3, so the strings are built
+# in SQL and hashed here on all cores: in C straight from the Arrow buffers
+# (inlink/_linkpack.c with libxxhash), else with the xxhash package.
 
-def _ident_sql() -> str:
+def ident_sql() -> str:
     # state.link_id: f"{source_key}\x1f{kind}\x1f{target_key}\x1f{anchor}\x1f{image_url or ''}"
     return ("concat(source_key, chr(31), kind, chr(31), target_key, chr(31), anchor, chr(31), "
             "coalesce(image_url, ''))")
 
 
-def _attr_sql() -> str:
+def attr_sql() -> str:
     # state.link_attr_hash: None is formatted as the string 'None' by the f-string.
     return ("concat(target_url, chr(31), nofollow::INTEGER, ugc::INTEGER, sponsored::INTEGER, "
             "chr(31), coalesce(alt, 'None'), chr(31), text_pre, chr(31), text_post, chr(31), "
@@ -81,16 +82,14 @@ def _attr_sql() -> str:
 
 
 def hash64_many(texts: list[str]) -> npt.NDArray[np.int64]:
-    """`state.hash64` of many strings at once (same bytes, same signed little-endian ints)."""
-    b2 = hashlib.blake2b
-    digests = b"".join([b2(t.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-                        for t in texts])
-    return np.frombuffer(digests, dtype="<i8")
+    """`state.hash64` of many strings at once (same bytes, same signed 64-bit ints)."""
+    return np.array([xxh3_64_intdigest(t.encode("utf-8", "surrogatepass")) for t in texts],
+                    dtype=np.uint64).view(np.int64)
 
 
 def hash64_arrow(values: pa.Array) -> npt.NDArray[np.int64]:
     """hash64_many of an Arrow string array: in C from its buffers when inlink._linkpack has
-    libb2 (rows.native_hasher), else through Python strings."""
+    libxxhash (rows.native_hasher), else through Python strings."""
     mod = native_hasher()
     if mod is None or values.null_count or values.type not in (pa.string(), pa.large_string()):
         return hash64_many(values.to_pylist())
@@ -233,7 +232,7 @@ def _prepare_links(cur: duckdb.DuckDBPyConnection, files: dict[str, str], throug
         SELECT s.uid, s.f, s.l, s.n, x.source_key, x.source_url, x.target_key, x.target_url,
                x.kind, x.anchor, x.alt, x.image_url, x.nofollow, x.ugc, x.sponsored,
                x.text_pre, x.text_post, x.location, x.links_count, x.hreflang,
-               {_ident_sql()} AS ident, {_attr_sql()} AS attrs
+               {ident_sql()} AS ident, {attr_sql()} AS attrs
         FROM read_parquet($1) x JOIN span s ON x.link_id = s.uid AND x.first_day = s.f
     """
     reader = cur.sql(sql, params=[files["links"], through]).to_arrow_reader(_HASH_BATCH)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 from array import array
 from collections.abc import Sequence
@@ -20,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from xxhash import xxh3_64_intdigest
 
 from inlink import urls
 from inlink.extract import Link, LinkKind, extract
-from inlink.index.state import classify, hash64
+from inlink.index.state import classify, hash64, signed64
 from inlink.sources.record import FetchRecord
 
 if TYPE_CHECKING:   # not at run time: ingest workers need not import the crawler (aiohttp)
@@ -218,7 +218,7 @@ def _pack_links(groups: list[tuple[str, list[Link]]]
     else:
         n, id_bytes, hash_bytes, columns = got
         attrs = [_from_buffers(t, n, c) for t, c in zip(_ATTR_TYPES, columns, strict=True)]
-        if id_bytes is None:        # built, but libb2 is missing: hash in Python
+        if id_bytes is None:        # built, but libxxhash is missing: hash in Python
             ids, hashes = _hashes_py(groups)
             id_col, hash_col = pa.array(ids, pa.int64()), pa.array(hashes, pa.int64())
         else:                       # the columns over C's bytes; the lists for the writer
@@ -233,17 +233,15 @@ def _pack_links(groups: list[tuple[str, list[Link]]]
 def _hashes_py(groups: list[tuple[str, list[Link]]]) -> tuple[list[int], list[int]]:
     # state.link_id and state.link_attr_hash, inlined: two hashes per link are most of the
     # Python packing time ("0"/"1" indexed by a bool is `{flag:d}`).
-    blake2b = hashlib.blake2b
-    from_bytes = int.from_bytes
-    ids = [from_bytes(blake2b(
+    ids = [signed64(xxh3_64_intdigest(
         f"{key}\x1f{link.kind}\x1f{link.target_key}\x1f{link.anchor}"
-        f"\x1f{link.image_url or ''}".encode("utf-8", "surrogatepass"),
-        digest_size=8).digest(), "little", signed=True) for key, live in groups for link in live]
-    hashes = [from_bytes(blake2b(
+        f"\x1f{link.image_url or ''}".encode("utf-8", "surrogatepass")))
+        for key, live in groups for link in live]
+    hashes = [signed64(xxh3_64_intdigest(
         f"{link.target_url}\x1f{_D[link.nofollow]}{_D[link.ugc]}{_D[link.sponsored]}"
         f"\x1f{link.alt}\x1f{link.text_pre}\x1f{link.text_post}\x1f{link.location}"
-        f"\x1f{link.links_count}\x1f{link.hreflang}".encode("utf-8", "surrogatepass"),
-        digest_size=8).digest(), "little", signed=True) for _, live in groups for link in live]
+        f"\x1f{link.links_count}\x1f{link.hreflang}".encode("utf-8", "surrogatepass")))
+        for _, live in groups for link in live]
     return ids, hashes
 
 
@@ -276,9 +274,9 @@ def _strings(values: list[str | None]) -> pa.Array:
         return pa.array([_clean(v) for v in values], pa.string())
 
 
-#: libb2's soname (0.98, the BLAKE2 authors' library; Debian libb2-1), whose `blake2b`
-#: _linkpack.c calls.
-LIBB2 = "libb2.so.1"
+#: libxxhash's soname (>= 0.8, the xxHash authors' library; Debian libxxhash0), whose
+#: `XXH3_64bits` _linkpack.c calls.
+LIBXXHASH = "libxxhash.so.0"
 _NATIVE: list[tuple[Any, bool]] = []     # [(module or None, it hashes)] once loaded
 
 
@@ -291,7 +289,7 @@ def _native_pack() -> Any:
 
 
 def native_hasher() -> Any:
-    """inlink._linkpack when it is in use and has libb2 (its `hash_strings` works), else
+    """inlink._linkpack when it is in use and has libxxhash (its `hash_strings` works), else
     None."""
     mod = _native_pack()
     return mod if mod is not None and _NATIVE[0][1] else None
@@ -316,9 +314,9 @@ def _load_native_pack() -> tuple[Any, bool]:
         try:
             # by soname, which dlopen finds on the system's library path; not
             # ctypes.util.find_library, which runs ldconfig in a fork of this (large) process
-            hashes = bool(_linkpack.configure(Link, names, LIBB2))
+            hashes = bool(_linkpack.configure(Link, names, LIBXXHASH))
         except ImportError as err:
-            _log.info("%s: link hashes are computed in Python (install libb2-1)", err)
+            _log.info("%s: link hashes are computed in Python (install libxxhash0)", err)
             hashes = bool(_linkpack.configure(Link, names, None))
     except (TypeError, ValueError) as err:
         _log.warning("native link packing disabled: %s", err)

@@ -6,9 +6,10 @@ docs/data-model.md and implemented independently by the synthetic web's truth.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+
+from xxhash import xxh3_64_intdigest
 
 from inlink.extract import Link, LinkKind
 from inlink.sources.record import FetchRecord
@@ -102,10 +103,14 @@ def redirect_link(location: str) -> Link | None:
 
 
 def hash64(text: str) -> int:
-    """BLAKE2b-64 of the text's UTF-8 (lone surrogates kept: surrogatepass), as a signed
-    little-endian int: the hash of link ids and attribute hashes."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    """XXH3-64 of the text's UTF-8 (lone surrogates kept: surrogatepass), as a signed
+    64-bit int: the hash of link ids and attribute hashes (schema 3; BLAKE2b-64 before)."""
+    return signed64(xxh3_64_intdigest(text.encode("utf-8", "surrogatepass")))
+
+
+def signed64(value: int) -> int:
+    """An unsigned 64-bit value as the two's complement int64 DuckDB's BIGINT holds."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def link_id(source_key: str, link: Link) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 from inlink.errors import InlinkError
 
@@ -413,12 +414,15 @@ def _upgrade_1_to_2(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _upgrade_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
-    """Schema 2 -> 3 inside the caller's transaction: each link's first 'new' event becomes
-    its row's `first_batch_id`, the other events move to `link_changes`, and `link_events`
-    becomes the view over both (schema.sql)."""
-    log.warning("upgrading the index to schema 3: moving the links' first appearances out "
-                "of the event log (a few minutes for tens of millions of links)")
+    """Schema 2 -> 3 inside the caller's transaction: link ids and attribute hashes become
+    XXH3 (state.hash64), each link's first 'new' event becomes its row's `first_batch_id`,
+    the other events move to `link_changes`, and `link_events` becomes the view over both
+    (schema.sql)."""
+    log.warning("upgrading the index to schema 3: new link ids, and the links' first "
+                "appearances out of the event log (a few minutes for tens of millions of "
+                "links)")
     run(conn, "ALTER TABLE links ADD COLUMN IF NOT EXISTS first_batch_id BIGINT")
+    _rehash_map(conn)
     # A link's first 'new' is the one at its first_seen (a link seen again has later ones).
     first = ("SELECT e.link_id, e.seen_at, min(e.batch_id) AS batch_id "
              "FROM link_events e JOIN links l ON l.link_id = e.link_id "
@@ -426,10 +430,53 @@ def _upgrade_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
     run(conn, f"UPDATE links SET first_batch_id = f.batch_id FROM ({first}) f "
               "WHERE links.link_id = f.link_id")
     run(conn, "DELETE FROM link_changes")      # made empty by schema.sql a moment ago
-    run(conn, f"INSERT INTO link_changes SELECT e.* FROM link_events e "
+    run(conn, f"INSERT INTO link_changes SELECT e.* REPLACE (coalesce(m.new_id, e.link_id) "
+              f"AS link_id) FROM link_events e "
               f"ANTI JOIN ({first}) f ON f.link_id = e.link_id AND f.seen_at = e.seen_at "
-              f"AND e.event = 'new' ORDER BY {_SORT_ORDER['link_changes']}")
+              f"AND e.event = 'new' LEFT JOIN link_rehash m ON m.old_id = e.link_id "
+              f"ORDER BY {_SORT_ORDER['link_changes']}")
     run(conn, "DROP TABLE link_events")        # the caller makes the view (_VIEWS)
+    run(conn, "UPDATE links SET link_id = m.new_id, attr_hash = m.new_hash "
+              "FROM link_rehash m WHERE links.link_id = m.old_id")
+    # A page's live link ids and their hashes, pair by pair (the lists are sets).
+    run(conn, "UPDATE pages SET link_ids = n.ids, link_hashes = n.hashes FROM ("
+              "SELECT u.url_key, list(coalesce(m.new_id, u.old_id) ORDER BY u.old_id) AS ids, "
+              "list(coalesce(m.new_hash, u.old_hash) ORDER BY u.old_id) AS hashes FROM ("
+              "SELECT url_key, unnest(link_ids) AS old_id, unnest(link_hashes) AS old_hash "
+              "FROM pages) u LEFT JOIN link_rehash m ON m.old_id = u.old_id GROUP BY 1) n "
+              "WHERE pages.url_key = n.url_key")
+    # The heavy targets' ordered copy holds link ids: made again by the next refresh.
+    run(conn, "DROP TABLE IF EXISTS heavy_links")
+    run(conn, "DROP TABLE link_rehash")
+
+
+def _rehash_map(conn: duckdb.DuckDBPyConnection, rows_per_pass: int = 500_000) -> None:
+    """Temp table link_rehash (old_id, new_id, new_hash): every link's id and attribute hash
+    recomputed with today's state.hash64 from the row's own columns (bulk.ident_sql and
+    attr_sql), a range of rowids at a time so the texts never all sit in memory.
+
+    A text the index stored with U+FFFD in place of a lone surrogate (rows._strings) hashes
+    as stored, not as extracted: such a link is reported lost and new once, when its page is
+    next fetched."""
+    from inlink.index.bulk import attr_sql, hash64_arrow, ident_sql
+
+    run(conn, "CREATE OR REPLACE TEMP TABLE link_rehash "
+              "(old_id BIGINT, new_id BIGINT, new_hash BIGINT)")
+    # (rows written earlier in this transaction, as by the schema 1 -> 2 upgrade, have rowids
+    # from 2^62 up: the passes run from the lowest rowid to the highest)
+    first, last = run(conn, "SELECT coalesce(min(rowid), 0), coalesce(max(rowid), -1) "
+                            "FROM links")[0]
+    for lo in range(int(first), int(last) + 1, rows_per_pass):
+        texts: pa.Table = conn.sql(
+            f"SELECT link_id, {ident_sql()} AS ident, {attr_sql()} AS attrs FROM links "
+            f"WHERE rowid >= {lo} AND rowid < {lo + rows_per_pass}").to_arrow_table()
+        part = pa.table({
+            "old_id": texts.column("link_id"),
+            "new_id": hash64_arrow(texts.column("ident").combine_chunks()),
+            "new_hash": hash64_arrow(texts.column("attrs").combine_chunks())})
+        conn.register("rehash_part", part)
+        run(conn, "INSERT INTO link_rehash SELECT * FROM rehash_part")
+        conn.unregister("rehash_part")
 
 
 #: schema.sql's views, by the start of their statements.

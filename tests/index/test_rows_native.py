@@ -3,7 +3,7 @@ identical fetch tuples and Arrow batches on the synthetic web, generated links a
 inputs the C code must decline; ids and hashes equal index.state's.
 
 Skipped when the extension is not built, unless INLINK_REQUIRE_NATIVE is set (.ci/run sets
-it: CI builds the extension and installs libb2, so there a skip would hide a regression).
+it: CI builds the extension and installs libxxhash, so there a skip would hide a regression).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def test_the_native_packing_is_there_when_required() -> None:
     if not REQUIRED:
         pytest.skip("INLINK_REQUIRE_NATIVE not set")
     assert _module() is not None, "inlink._linkpack is not built or failed its self-check"
-    assert rows.native_hasher() is not None, "libb2 is not installed: hashes fall back to Python"
+    assert rows.native_hasher() is not None, \
+        "libxxhash is not installed: hashes fall back to Python"
 
 
 pytestmark = pytest.mark.skipif(not REQUIRED and _module() is None,
@@ -156,16 +157,16 @@ links = st.builds(
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(links, max_size=6), max_size=4), st.booleans())
-def test_generated_links_pack_the_same(groups: list[list[Link]], libb2: bool) -> None:
+def test_generated_links_pack_the_same(groups: list[list[Link]], libxxhash: bool) -> None:
     mod = _module()
     assert mod is not None
     names = tuple(f.name for f in dataclasses.fields(Link))
     try:
-        # without libb2 the C code fills the columns and Python hashes
-        mod.configure(Link, names, rows.LIBB2 if libb2 else None)
+        # without libxxhash the C code fills the columns and Python hashes
+        mod.configure(Link, names, rows.LIBXXHASH if libxxhash else None)
         both([record(f"https://s{i}.example/", g) for i, g in enumerate(groups)])
     finally:
-        mod.configure(Link, names, rows.LIBB2)
+        mod.configure(Link, names, rows.LIBXXHASH)
 
 
 def test_the_self_check_catches_a_disagreement(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,7 +186,7 @@ def test_the_bulk_loaders_arrow_hashes_match_python() -> None:
     from inlink.index import bulk
     from inlink.index.state import hash64
 
-    assert rows.native_hasher() is not None, "libb2 not found"
+    assert rows.native_hasher() is not None, "libxxhash not found"
     values = ["", "a", "caf\u00e9 \U0001f600", "x" * 1000, "\x1f".join("abc")] * 7
     for kind in (pa.string(), pa.large_string()):
         arr = pa.array(values, kind)
@@ -205,9 +206,9 @@ def test_the_bulk_loaders_arrow_hashes_match_python() -> None:
         mod.hash_strings(offsets, b"ab", 0, 2, 4)
 
 
-def test_without_libb2_the_c_code_fills_columns_and_python_hashes(
+def test_without_libxxhash_the_c_code_fills_columns_and_python_hashes(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rows, "LIBB2", "libinlink-no-such-library.so.1")
+    monkeypatch.setattr(rows, "LIBXXHASH", "libinlink-no-such-library.so.1")
     rows.use_native_pack(None)
     try:
         assert rows._native_pack() is not None
@@ -218,4 +219,4 @@ def test_without_libb2_the_c_code_fills_columns_and_python_hashes(
     finally:
         monkeypatch.undo()
         rows.use_native_pack(None)
-        assert rows.native_hasher() is not None     # configured with libb2 again
+        assert rows.native_hasher() is not None     # configured with libxxhash again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,32 @@ def _as_schema(store: Store, version: int, stray: bool = False) -> None:
         conn.execute("DROP TABLE links")
         conn.execute("ALTER TABLE links_old RENAME TO links")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+        _blake2b_ids(conn)
+
+
+def _blake2b(text: str) -> int:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def _blake2b_ids(conn: duckdb.DuckDBPyConnection) -> None:
+    """Link ids and attribute hashes as schemas 1 and 2 made them: BLAKE2b-64 of the texts
+    index.state hashes (schema 3: XXH3-64), in links, the events and the pages' lists."""
+    from inlink.index.bulk import attr_sql, ident_sql
+
+    old = {int(i): (_blake2b(a), _blake2b(b)) for i, a, b in conn.execute(
+        f"SELECT link_id, {ident_sql()}, {attr_sql()} FROM links").fetchall()}
+    conn.execute("CREATE TEMP TABLE old_ids (id BIGINT, old BIGINT, old_hash BIGINT)")
+    conn.executemany("INSERT INTO old_ids VALUES (?, ?, ?)",
+                     [(i, a, b) for i, (a, b) in old.items()])
+    conn.execute("UPDATE links SET link_id = o.old, attr_hash = o.old_hash FROM old_ids o "
+                 "WHERE links.link_id = o.id")
+    conn.execute("UPDATE link_events SET link_id = o.old FROM old_ids o "
+                 "WHERE link_events.link_id = o.id")
+    for key, ids in conn.execute("SELECT url_key, link_ids FROM pages").fetchall():
+        conn.execute("UPDATE pages SET link_ids = ?, link_hashes = ? WHERE url_key = ?",
+                     [[old[i][0] for i in ids], [old[i][1] for i in ids], key])
+    conn.execute("DROP TABLE old_ids")
 
 
 def test_a_schema_1_index_is_upgraded_on_its_first_write_open(tmp_path: Path) -> None:
@@ -307,8 +334,9 @@ def test_a_schema_1_index_is_upgraded_on_its_first_write_open(tmp_path: Path) ->
 
 
 def test_a_schema_2_index_keeps_its_events_when_upgraded(tmp_path: Path) -> None:
-    """Schema 2 -> 3: the first 'new' of each link moves into its row (first_batch_id), the
-    later changes into link_changes; link_events, the view, gives the same rows as before."""
+    """Schema 2 -> 3: BLAKE2b link ids and attribute hashes become XXH3 ones, the first 'new'
+    of each link moves into its row (first_batch_id), the later changes into link_changes:
+    the file then holds exactly what a schema-3 write of the same fetches holds."""
     path = tmp_path / "v2.duckdb"
     other = "http://www.other.example/page"
     with Store(path) as s:
@@ -321,14 +349,23 @@ def test_a_schema_2_index_keeps_its_events_when_upgraded(tmp_path: Path) -> None
         events = sorted(s.query("SELECT * FROM link_events"))
         firsts = sorted(s.query("SELECT link_id, first_batch_id FROM links"))
         changes = sorted(s.query("SELECT * FROM link_changes"))
+        links = sorted(s.query("SELECT * FROM links"))
+        pages = sorted(s.query("SELECT * EXCLUDE (link_ids, link_hashes), "
+                               "list_sort(link_ids), list_sort(link_hashes) FROM pages"))
         assert len(events) == 8 and len(changes) == 4     # 4 first, 2 lost, 2 back
         assert sorted(b for _, b in firsts) == [1, 1, 1, 3]
         _as_schema(s, 2)
+        assert s.query("SELECT count(*) FROM links l JOIN link_events e USING (link_id)"
+                       )[0][0] == 8                        # BLAKE2b ids throughout
+        assert not set(s.query("SELECT link_id FROM links")) & {(i,) for i, _ in firsts}
     with Store(path) as s:
         assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
         assert sorted(s.query("SELECT * FROM link_events")) == events
         assert sorted(s.query("SELECT link_id, first_batch_id FROM links")) == firsts
         assert sorted(s.query("SELECT * FROM link_changes")) == changes
+        assert sorted(s.query("SELECT * FROM links")) == links
+        assert sorted(s.query("SELECT * EXCLUDE (link_ids, link_hashes), "
+                              "list_sort(link_ids), list_sort(link_hashes) FROM pages")) == pages
         assert s.query("SELECT table_type FROM information_schema.tables "
                        "WHERE table_name = 'link_events'") == [("VIEW",)]
         s.compact()
