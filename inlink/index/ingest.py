@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -298,14 +299,27 @@ def _known_digests(store: Store, job: str, limit: int) -> dict[str, int]:
     return {str(d): int(o) for d, o in rows}
 
 
-def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size: int,
-                 batch_links_max: int,
+def _hex_digest(hashing: cf.Future[tuple[str, int]]) -> str:
+    return hashing.result()[0]
+
+
+def _size_seen(store: Store, size: int) -> bool:
+    """Whether a committed ingest job is of a file of this size (it may be this file)."""
+    return bool(store.query("SELECT 1 FROM manifests WHERE kind = 'ingest' AND size = ? "
+                            "LIMIT 1", [size]))
+
+
+def _ingest_file(store: Store, path: Path, digest: Callable[[], str], size: int, *,
+                 fresh: bool, batch_size: int, batch_links_max: int,
                  pipeline: Callable[[str], _Pipeline], read_limits: ReadLimits,
                  progress: Callable[[IngestProgress], None] | None) -> FileResult:
-    job = f"ingest:{digest}"
+    """`digest()` is the file's sha256, maybe still being computed; `fresh`: no committed
+    job is of a file this size, so none is this file's and the digest (its job name) is
+    needed only by the first commit (see ingest)."""
     shown = str(path)
+    job = None if fresh else f"ingest:{digest()}"
     result = FileResult(shown, "ingested", job=job, size=size)
-    manifest = load_manifest(store, job)
+    manifest = None if job is None else load_manifest(store, job)
     if manifest is not None and manifest["done"]:
         result.status = "already_done"
         return result
@@ -315,11 +329,12 @@ def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size
     if start > 0:
         result.status = "resumed"
     evidence_path = str(path.resolve())
-    known = _known_digests(store, job, read_limits.revisit_memory) if start > 0 else None
+    known = (_known_digests(store, job, read_limits.revisit_memory)
+             if job is not None and start > 0 else None)
     stats = ReadStats()
     items = iter_records(path, start_offset=start, limits=read_limits, known_digests=known,
                          stats=stats)
-    writer = IndexWriter(store, job)
+    writer = None if job is None else IndexWriter(store, job)
     batch: list[PackedFetch] = []
     batch_links = 0
     # One batch is written in a thread while the next is read and extracted (DuckDB works
@@ -340,19 +355,23 @@ def _ingest_file(store: Store, path: Path, digest: str, size: int, *, batch_size
             progress(IngestProgress(shown, position, size, applied_ok, applied_bad,
                                     result.pages))
 
-    def write(fetches: list[PackedFetch], update: ManifestUpdate) -> tuple[int, BatchStats]:
+    def write(writer: IndexWriter, fetches: list[PackedFetch],
+              update: ManifestUpdate) -> tuple[int, BatchStats]:
         return update.position, writer.apply_packed(fetches, update)
 
     applied_ok, applied_bad = total_ok, total_bad
 
     def commit(position: int, done: bool) -> None:
-        nonlocal batch, batch_links, writing, applied_ok, applied_bad
-        update = ManifestUpdate(job=job, kind="ingest", path=evidence_path, position=position,
-                                records_ok=total_ok, records_bad=total_bad, done=done,
-                                digest=digest, size=size)
+        nonlocal batch, batch_links, writing, applied_ok, applied_bad, writer
+        if writer is None:
+            result.job = f"ingest:{digest()}"
+            writer = IndexWriter(store, result.job)
+        update = ManifestUpdate(job=writer.job, kind="ingest", path=evidence_path,
+                                position=position, records_ok=total_ok, records_bad=total_bad,
+                                done=done, digest=digest(), size=size)
         finish_write()
         applied_ok, applied_bad = total_ok, total_bad
-        writing = write_thread.submit(write, batch, update)
+        writing = write_thread.submit(write, writer, batch, update)
         batch, batch_links = [], 0
 
     try:
@@ -419,6 +438,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
     pool: cf.ProcessPoolExecutor | None = None
     links_before = _link_rows(store)
     seen: dict[str, str] = {}
+    hasher = cf.ThreadPoolExecutor(1, thread_name_prefix="inlink-ingest-digest")
 
     def pipeline(path: str) -> _Pipeline:
         nonlocal pool
@@ -440,7 +460,18 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
                 t0 = time.perf_counter()
                 try:
                     check_archive(path)
-                    digest, size = file_digest(path)
+                    size = path.stat().st_size
+                    # A file no committed job has the size of is new to the index: its
+                    # sha256 (the job's name) is computed in a thread while its first batch
+                    # is read, on the core the writer leaves idle until then. Any other
+                    # file is hashed first: it may be done, or resume where it stopped.
+                    fresh = not _size_seen(store, size)
+                    if fresh:
+                        hashing = hasher.submit(file_digest, path)
+                    else:
+                        hashing = cf.Future()
+                        hashing.set_result(file_digest(path))
+                    digest = functools.partial(_hex_digest, hashing)
                 except ArchiveError as exc:
                     summary.files.append(FileResult(str(path), "error", error=str(exc)))
                     continue
@@ -448,22 +479,24 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
                     err = ArchiveError(str(path), None, f"cannot read the file: {exc}")
                     summary.files.append(FileResult(str(path), "error", error=str(err)))
                     continue
-                if digest in seen:
+                # (a fresh file cannot repeat an earlier one: that one committed its size)
+                if not fresh and digest() in seen:
                     summary.files.append(FileResult(
-                        str(path), "duplicate", job=f"ingest:{digest}", size=size,
+                        str(path), "duplicate", job=f"ingest:{digest()}", size=size,
                         error=None))
                     continue
-                seen[digest] = str(path)
-                result = _ingest_file(store, path, digest, size, batch_size=batch_size,
-                                      batch_links_max=batch_links,
+                result = _ingest_file(store, path, digest, size, fresh=fresh,
+                                      batch_size=batch_size, batch_links_max=batch_links,
                                       pipeline=pipeline, read_limits=read_limits,
                                       progress=progress)
+                seen[digest()] = str(path)
                 result.seconds = time.perf_counter() - t0
                 summary.files.append(result)
             # What the batches left in the WAL (pages, the partial row groups) goes into the
             # file now, unmerged, and is counted in the ingest's time.
             store.checkpoint()
     finally:
+        hasher.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     grown = _link_rows(store) - links_before

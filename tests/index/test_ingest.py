@@ -116,6 +116,12 @@ def test_reingest_is_a_noop_and_duplicates_are_marked(tmp_path: Path, store: Sto
     copy.write_bytes(path.read_bytes())
     first = ingest(store, [path, copy], workers=0)
     assert [f.status for f in first.files] == ["ingested", "duplicate"]
+    # the first file's sha256 was computed alongside its first batch (no job had its size),
+    # the copy's before anything else (one had): both name the same job
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [f.job for f in first.files] == [f"ingest:{sha}"] * 2
+    manifest = load_manifest(store, f"ingest:{sha}")
+    assert manifest is not None and manifest["digest"] == sha and manifest["done"]
     before = (store.counts(), content_hash(store))
     again = ingest(store, [copy], workers=0)
     assert again.files[0].status == "already_done" and again.pages == 0
