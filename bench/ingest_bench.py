@@ -21,6 +21,7 @@ from typing import Any
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from inlink.extract import extract
+from inlink.index.ingest import BATCH_LINKS, BATCH_PAGES, COMPACT_MEMORY_LIMIT
 
 SEED = 20240611
 _WORDS = (  # noqa: SIM905 - one string reads better than 38 literals
@@ -262,9 +263,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"on {result['cores']} idle cores it could reach at most "
         f"{result['cpu_bound_ratio'] * 100:.0f}% of the reference.",
         f"- peak RSS: ingest process {ing['rss_main_kb'] / 1024:.0f} MiB, largest worker "
-        f"{ing['rss_worker_kb'] / 1024:.0f} MiB. Batches are bounded (1,000 pages or 125,000 "
-        "links, two in memory at a time) and the compaction's sort is capped at 512 MB "
-        "(it spills to disk past it).",
+        f"{ing['rss_worker_kb'] / 1024:.0f} MiB. Batches are bounded ({BATCH_PAGES:,} pages or "
+        f"{BATCH_LINKS:,} links, two in memory at a time) and the compaction's sort is capped "
+        f"at {COMPACT_MEMORY_LIMIT} (it spills to disk past it).",
         f"- a 1 GB .warc.gz of such pages (~{result['one_gb_file_pages']:.0f} pages) would take "
         f"~{result['one_gb_file_seconds'] / 60:.0f} min at this rate.",
     ]

@@ -199,8 +199,9 @@ def tune_arrow_pool() -> bool:
 
     Arrow's default pool (mimalloc) hands each batch's freed buffers back to the system and
     page-faults fresh ones for the next batch: ~0.25 s of the kernel zeroing pages in the
-    3,000-page bench ingest. jemalloc keeps them for reuse (docs/ingest.md, "Memory"). The
-    pool is the process's from then on; buffers made before keep their own pool."""
+    3,000-page bench ingest. jemalloc keeps them for reuse (docs/ingest.md, "Parallelism
+    and the write path"). The pool is the process's from then on; buffers made before keep
+    their own pool."""
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:      # a pyarrow built without jemalloc

@@ -26,8 +26,9 @@ SCHEMA_VERSION = "3"
 #: listing needs no keyed read of `pages` per source page. Schema 3 keeps each link's first
 #: appearance in its row (`first_seen`, `first_batch_id`) instead of an event row:
 #: `link_changes` holds the later changes and the view `link_events` all of them, so a first
-#: ingest writes each link once (docs/data-model.md). An older file is upgraded when it is
-#: first opened for writing (`_UPGRADES`).
+#: ingest writes each link once; its link ids and attribute hashes are XXH3-64 instead of
+#: BLAKE2b-64 (docs/data-model.md). An older file is upgraded when it is first opened for
+#: writing (`_UPGRADES`).
 #: DuckDB buffer pool cap per process (`INLINK_MEMORY_LIMIT`); None leaves DuckDB's default.
 DEFAULT_MEMORY_LIMIT = "1GB"
 #: Write-ahead log size that triggers an automatic checkpoint (DuckDB's default is 16 MB).
@@ -48,8 +49,9 @@ BLOCK_SIZE = 65_536
 #: smaller one goes through the WAL and is compressed again at the checkpoint: the size
 #: sets the smallest efficient ingest batch (ingest.BATCH_LINKS). Half the default halves
 #: the batch, and with it the time the ingest's writer waits for the first one and the
-#: memory two batches hold: the 3,000-page bench ingest took 2.9-3.1 s instead of
-#: 3.2-3.6 s, at ~500 MiB of RSS instead of ~690, in a file 2% larger (docs/ingest.md).
+#: memory two batches hold: the 3,000-page bench ingest took 2.86-2.93 s instead of
+#: 3.20-3.51 s, at 478-502 MiB of RSS instead of 649-693, in a file 2% larger
+#: (docs/ingest.md, "Batch size").
 #: Point reads lose nothing (docs/query.md, "Storage for point reads").
 ROW_GROUP_SIZE = 61_440
 #: The name the index file is attached under (`Store` connections `USE` it).
