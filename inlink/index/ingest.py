@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
-import functools
 import hashlib
 import multiprocessing
 import os
@@ -300,25 +299,21 @@ def _known_digests(store: Store, job: str, limit: int) -> dict[str, int]:
     return {str(d): int(o) for d, o in rows}
 
 
-def _hex_digest(hashing: cf.Future[tuple[str, int]]) -> str:
-    return hashing.result()[0]
-
-
 def _size_seen(store: Store, size: int) -> bool:
     """Whether a committed ingest job is of a file of this size (it may be this file)."""
     return bool(store.query("SELECT 1 FROM manifests WHERE kind = 'ingest' AND size = ? "
                             "LIMIT 1", [size]))
 
 
-def _ingest_file(store: Store, path: Path, digest: Callable[[], str], size: int, *,
-                 fresh: bool, batch_size: int, batch_links_max: int,
+def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], size: int,
+                 *, fresh: bool, batch_size: int, batch_links_max: int,
                  pipeline: Callable[[str], _Pipeline], read_limits: ReadLimits,
                  progress: Callable[[IngestProgress], None] | None) -> FileResult:
-    """`digest()` is the file's sha256, maybe still being computed; `fresh`: no committed
-    job is of a file this size, so none is this file's and the digest (its job name) is
-    needed only by the first commit (see ingest)."""
+    """`hashing` gives the file's sha256 (file_digest), maybe still being computed; `fresh`:
+    no committed job is of a file this size, so none is this file's and the digest (its
+    job name) is needed only by the first commit (see ingest)."""
     shown = str(path)
-    job = None if fresh else f"ingest:{digest()}"
+    job = None if fresh else f"ingest:{hashing.result()[0]}"
     result = FileResult(shown, "ingested", job=job, size=size)
     manifest = None if job is None else load_manifest(store, job)
     if manifest is not None and manifest["done"]:
@@ -364,12 +359,13 @@ def _ingest_file(store: Store, path: Path, digest: Callable[[], str], size: int,
 
     def commit(position: int, done: bool) -> None:
         nonlocal batch, batch_links, writing, applied_ok, applied_bad, writer
+        digest = hashing.result()[0]
         if writer is None:
-            result.job = f"ingest:{digest()}"
+            result.job = f"ingest:{digest}"
             writer = IndexWriter(store, result.job)
         update = ManifestUpdate(job=writer.job, kind="ingest", path=evidence_path,
                                 position=position, records_ok=total_ok, records_bad=total_bad,
-                                done=done, digest=digest(), size=size)
+                                done=done, digest=digest, size=size)
         finish_write()
         applied_ok, applied_bad = total_ok, total_bad
         writing = write_thread.submit(write, writer, batch, update)
@@ -472,7 +468,6 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
                     else:
                         hashing = cf.Future()
                         hashing.set_result(file_digest(path))
-                    digest = functools.partial(_hex_digest, hashing)
                 except ArchiveError as exc:
                     summary.files.append(FileResult(str(path), "error", error=str(exc)))
                     continue
@@ -481,16 +476,16 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
                     summary.files.append(FileResult(str(path), "error", error=str(err)))
                     continue
                 # (a fresh file cannot repeat an earlier one: that one committed its size)
-                if not fresh and digest() in seen:
+                if not fresh and hashing.result()[0] in seen:
                     summary.files.append(FileResult(
-                        str(path), "duplicate", job=f"ingest:{digest()}", size=size,
-                        error=None))
+                        str(path), "duplicate", job=f"ingest:{hashing.result()[0]}",
+                        size=size, error=None))
                     continue
-                result = _ingest_file(store, path, digest, size, fresh=fresh,
+                result = _ingest_file(store, path, hashing, size, fresh=fresh,
                                       batch_size=batch_size, batch_links_max=batch_links,
                                       pipeline=pipeline, read_limits=read_limits,
                                       progress=progress)
-                seen[digest()] = str(path)
+                seen[hashing.result()[0]] = str(path)
                 result.seconds = time.perf_counter() - t0
                 summary.files.append(result)
             # What the batches left in the WAL (pages, the partial row groups) goes into the

@@ -426,20 +426,20 @@ def _upgrade_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
     run(conn, "ALTER TABLE links ADD COLUMN IF NOT EXISTS first_batch_id BIGINT")
     _rehash_map(conn)
     # A link's first 'new' is the one at its first_seen (a link seen again has later ones).
-    first = ("SELECT e.link_id, e.seen_at, min(e.batch_id) AS batch_id "
-             "FROM link_events e JOIN links l ON l.link_id = e.link_id "
-             "AND e.seen_at = l.first_seen WHERE e.event = 'new' GROUP BY 1, 2")
-    run(conn, f"UPDATE links SET first_batch_id = f.batch_id FROM ({first}) f "
-              "WHERE links.link_id = f.link_id")
-    run(conn, "DELETE FROM link_changes")      # made empty by schema.sql a moment ago
-    run(conn, f"INSERT INTO link_changes SELECT e.* REPLACE (coalesce(m.new_id, e.link_id) "
-              f"AS link_id) FROM link_events e "
-              f"ANTI JOIN ({first}) f ON f.link_id = e.link_id AND f.seen_at = e.seen_at "
-              f"AND e.event = 'new' LEFT JOIN link_rehash m ON m.old_id = e.link_id "
+    run(conn, "CREATE OR REPLACE TEMP TABLE first_new AS "
+              "SELECT e.link_id, e.seen_at, min(e.batch_id) AS batch_id "
+              "FROM link_events e JOIN links l ON l.link_id = e.link_id "
+              "AND e.seen_at = l.first_seen WHERE e.event = 'new' GROUP BY 1, 2")
+    run(conn, "INSERT INTO link_changes SELECT e.* REPLACE (coalesce(m.new_id, e.link_id) "
+              "AS link_id) FROM link_events e "
+              "ANTI JOIN first_new f ON f.link_id = e.link_id AND f.seen_at = e.seen_at "
+              "AND e.event = 'new' LEFT JOIN link_rehash m ON m.old_id = e.link_id "
               f"ORDER BY {_SORT_ORDER['link_changes']}")
     run(conn, "DROP TABLE link_events")        # the caller makes the view (_VIEWS)
-    run(conn, "UPDATE links SET link_id = m.new_id, attr_hash = m.new_hash "
-              "FROM link_rehash m WHERE links.link_id = m.old_id")
+    # One pass over the links: new id and hash, and the batch of the first 'new'.
+    run(conn, "UPDATE links SET link_id = m.new_id, attr_hash = m.new_hash, "
+              "first_batch_id = f.batch_id FROM link_rehash m "
+              "LEFT JOIN first_new f ON f.link_id = m.old_id WHERE links.link_id = m.old_id")
     # A page's live link ids and their hashes, pair by pair (the lists are sets).
     run(conn, "UPDATE pages SET link_ids = n.ids, link_hashes = n.hashes FROM ("
               "SELECT u.url_key, list(coalesce(m.new_id, u.old_id) ORDER BY u.old_id) AS ids, "
@@ -450,6 +450,7 @@ def _upgrade_2_to_3(conn: duckdb.DuckDBPyConnection) -> None:
     # The heavy targets' ordered copy holds link ids: made again by the next refresh.
     run(conn, "DROP TABLE IF EXISTS heavy_links")
     run(conn, "DROP TABLE link_rehash")
+    run(conn, "DROP TABLE first_new")
 
 
 def _rehash_map(conn: duckdb.DuckDBPyConnection, rows_per_pass: int = 500_000) -> None:
