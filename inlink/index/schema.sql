@@ -76,8 +76,11 @@ CREATE TABLE IF NOT EXISTS links (
     nofollow       BOOLEAN NOT NULL,
     ugc            BOOLEAN NOT NULL,
     sponsored      BOOLEAN NOT NULL,
-    text_pre       VARCHAR NOT NULL,
-    text_post      VARCHAR NOT NULL,
+    -- The text around the link: ZSTD, not DuckDB's choice for strings (DICT_FSST), which
+    -- builds a symbol table per 64 KiB block and made these two columns the costliest part
+    -- of writing a link row (docs/data-model.md, "Compression of the link texts").
+    text_pre       VARCHAR NOT NULL USING COMPRESSION zstd,
+    text_post      VARCHAR NOT NULL USING COMPRESSION zstd,
     location       VARCHAR,
     links_count    INTEGER NOT NULL,
     hreflang       VARCHAR,
