@@ -344,6 +344,7 @@ def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], 
             return
         position, applied = writing.result()
         writing = None
+        result.job = writer.job if writer is not None else result.job
         result.pages += applied.fetches
         result.links_new += applied.new_links
         result.links_lost += applied.lost_links
@@ -351,24 +352,27 @@ def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], 
             progress(IngestProgress(shown, position, size, applied_ok, applied_bad,
                                     result.pages))
 
-    def write(writer: IndexWriter, fetches: list[PackedFetch],
-              update: ManifestUpdate) -> tuple[int, BatchStats]:
-        return update.position, writer.apply_packed(fetches, update)
+    def write(fetches: list[PackedFetch], position: int, records_ok: int, records_bad: int,
+              done: bool) -> tuple[int, BatchStats]:
+        # In the writer's thread: a new file's sha256 (its job's name) may still be being
+        # computed, and it is the writer that waits for it while the reader goes on (a 1 GB
+        # file's took ~0.6 s, more than its first batch).
+        nonlocal writer
+        digest = hashing.result()[0]
+        if writer is None:
+            writer = IndexWriter(store, f"ingest:{digest}")
+        update = ManifestUpdate(job=writer.job, kind="ingest", path=evidence_path,
+                                position=position, records_ok=records_ok,
+                                records_bad=records_bad, done=done, digest=digest, size=size)
+        return position, writer.apply_packed(fetches, update)
 
     applied_ok, applied_bad = total_ok, total_bad
 
     def commit(position: int, done: bool) -> None:
-        nonlocal batch, batch_links, writing, applied_ok, applied_bad, writer
-        digest = hashing.result()[0]
-        if writer is None:
-            result.job = f"ingest:{digest}"
-            writer = IndexWriter(store, result.job)
-        update = ManifestUpdate(job=writer.job, kind="ingest", path=evidence_path,
-                                position=position, records_ok=total_ok, records_bad=total_bad,
-                                done=done, digest=digest, size=size)
+        nonlocal batch, batch_links, writing, applied_ok, applied_bad
         finish_write()
         applied_ok, applied_bad = total_ok, total_bad
-        writing = write_thread.submit(write, writer, batch, update)
+        writing = write_thread.submit(write, batch, position, total_ok, total_bad, done)
         batch, batch_links = [], 0
 
     try:
