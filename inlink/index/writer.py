@@ -205,6 +205,12 @@ class IndexWriter:
         wanted = pa.table({"url_key": pa.array(sorted(keys), pa.string())})
         conn.register("wanted_pages", wanted)
         try:
+            # The keys first: a join that also projects the pages' link lists reads the lists
+            # of every row it scans, found or not (36,000 pages: 14.8 ms for 500 new keys,
+            # against 3.2-3.8 ms for the keys alone), and a first ingest finds none.
+            if not run(conn, "SELECT 1 FROM pages p SEMI JOIN wanted_pages w USING (url_key) "
+                             "LIMIT 1"):
+                return {}
             rows = run(conn,
                        "SELECT p.url_key, p.first_crawl, p.last_crawl, p.link_ids, p.link_hashes "
                        "FROM pages p JOIN wanted_pages w USING (url_key)")
