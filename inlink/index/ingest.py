@@ -311,7 +311,8 @@ def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], 
                  progress: Callable[[IngestProgress], None] | None) -> FileResult:
     """`hashing` gives the file's sha256 (file_digest), maybe still being computed; `fresh`:
     no committed job is of a file this size, so none is this file's and the digest (its
-    job name) is needed only by the first commit (see ingest)."""
+    job name) is needed only by the first write, which waits for it in the writer's
+    thread (see ingest)."""
     shown = str(path)
     job = None if fresh else f"ingest:{hashing.result()[0]}"
     result = FileResult(shown, "ingested", job=job, size=size)
@@ -344,7 +345,8 @@ def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], 
             return
         position, applied = writing.result()
         writing = None
-        result.job = writer.job if writer is not None else result.job
+        if writer is not None:          # made by the first write (it names the job)
+            result.job = writer.job
         result.pages += applied.fetches
         result.links_new += applied.new_links
         result.links_lost += applied.lost_links
