@@ -7,10 +7,11 @@ People read stderr (progress, summaries); programs read stdout (data). Exit code
 from __future__ import annotations
 
 import json
+import socket
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +21,7 @@ from inlink.errors import InlinkError, InvalidInput, InvalidUrl
 from inlink.settings import Settings
 
 if TYPE_CHECKING:
+    from inlink.handoff import Server
     from inlink.index.store import Store
 
 err = Console(stderr=True)
@@ -65,6 +67,23 @@ def _open_store(settings: Settings, *, read_only: bool = False) -> Store:
     if read_only and not settings.db.exists():
         raise InvalidInput("--db", f"no index at {settings.db}: crawl or ingest first")
     return Store(settings.db, read_only=read_only, memory_limit=settings.memory_limit)
+
+
+def _writer_or_server(settings: Settings) -> tuple[Store | None, Server | None]:
+    """The index opened for writing, or, when a running `inlink serve` holds it, that
+    server to hand the work to (inlink.handoff); StoreLocked when neither."""
+    from inlink.handoff import find_server
+    from inlink.index.store import StoreLocked
+
+    try:
+        return _open_store(settings), None
+    except StoreLocked:
+        server = find_server(settings.db)
+        if server is None:
+            raise
+    err.print(f"{settings.db} is held by `inlink serve` (PID {server.pid}): handing the work "
+              f"to it at {server.url}")
+    return None, server
 
 
 # ---------------------------------------------------------------- url
@@ -189,18 +208,33 @@ def crawl_command(
         delay=delay, resolve=overrides, dns=not no_dns)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with _open_store(settings) as store, Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=err) as bar:
+    from inlink.index.crawljob import CrawlSummary
+
+    store, server = _writer_or_server(settings)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err) as bar:
         task = bar.add_task("crawling", total=None)
 
-        def progress(p: CrawlProgress) -> None:
+        def progress(p: CrawlProgress | dict[str, Any]) -> None:
+            q = p if isinstance(p, dict) else asdict(p)
             bar.update(task, description=(
-                f"{p.pages} fetched ({p.pages_ok} ok, {p.pages_failed} failed), "
-                f"{p.queued} queued, {p.hosts} hosts, {p.committed} committed"))
+                f"{q['pages']} fetched ({q['pages_ok']} ok, {q['pages_failed']} failed), "
+                f"{q['queued']} queued, {q['hosts']} hosts, {q['committed']} committed"))
 
-        summary = crawl(store, seeds, options, settings, progress)
-        _refresh_aggregates(store)
+        if server is not None:
+            from inlink.handoff import run_job
+
+            summary = CrawlSummary(**run_job(server, {
+                "kind": "crawl", "seeds": list(seeds),
+                "as_of": settings.as_of.isoformat() if settings.as_of else None,
+                "max_pages": max_pages, "scope": scope, "concurrency": concurrency,
+                "per_host": per_host, "delay": delay, "dns": not no_dns,
+                "resolve": {h: list(t) for h, t in overrides.items()}}, progress))
+        else:
+            assert store is not None
+            with store:
+                summary = crawl(store, seeds, options, settings, progress)
+                _refresh_aggregates(store)
     err.print(summary.line())
     typer.echo(json.dumps(summary.to_dict(), default=str))
 
@@ -244,25 +278,38 @@ def ingest_command(
         TimeElapsedColumn,
     )
 
-    from inlink.index.ingest import IngestProgress, ingest
+    from inlink.index.ingest import IngestProgress, IngestSummary, ingest
 
     for path in files:
         if not path.is_file():
             raise InvalidInput("FILE", f"{path} is not a readable file")
     settings = _settings(ctx)
-    with _open_store(settings) as store, Progress(
+    store, server = _writer_or_server(settings)
+    with Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TextColumn("{task.fields[pages]} pages"), TimeElapsedColumn(), console=err) as bar:
         tasks: dict[str, TaskID] = {}
 
-        def progress(p: IngestProgress) -> None:
-            if p.path not in tasks:
-                tasks[p.path] = bar.add_task(Path(p.path).name, total=p.size, pages=0)
-            bar.update(tasks[p.path], completed=p.position, pages=p.pages)
+        def progress(p: IngestProgress | dict[str, Any]) -> None:
+            q: dict[str, Any] = p if isinstance(p, dict) else {
+                "file": p.path, "position": p.position, "size": p.size, "pages": p.pages}
+            if q["file"] not in tasks:
+                tasks[q["file"]] = bar.add_task(Path(q["file"]).name, total=q["size"], pages=0)
+            bar.update(tasks[q["file"]], completed=q["position"], pages=q["pages"])
 
-        summary = ingest(store, files, batch_size=batch_size, workers=workers,
-                         progress=progress, compact_memory_limit=settings.compact_memory_limit)
-        _refresh_aggregates(store)
+        if server is not None:
+            from inlink.handoff import run_job
+
+            summary = IngestSummary.from_dict(run_job(server, {
+                "kind": "ingest", "files": [str(f.resolve()) for f in files],
+                "workers": workers, "batch_size": batch_size}, progress))
+        else:
+            assert store is not None
+            with store:
+                summary = ingest(store, files, batch_size=batch_size, workers=workers,
+                                 progress=progress,
+                                 compact_memory_limit=settings.compact_memory_limit)
+                _refresh_aggregates(store)
     err.print(summary.line())
     for result in summary.files:
         if result.error:
@@ -291,9 +338,26 @@ def rank_command(ctx: typer.Context, as_of: AsOf = None) -> None:
     settings = _settings(ctx)
     if as_of is not None:
         settings = Settings.from_env(db=settings.db, as_of=parse_date(as_of, "--as-of"))
-    with _open_store(settings) as store:
-        summary = run_rank(store, settings, progress=lambda msg: err.print(f"  {msg}"))
-        _refresh_aggregates(store)
+    store, server = _writer_or_server(settings)
+    if server is not None:
+        from inlink.handoff import run_job
+        from inlink.rank import RankSummary
+
+        seen: list[str] = []
+
+        def show(p: dict[str, Any]) -> None:
+            if p.get("step") and (not seen or seen[-1] != p["step"]):
+                seen.append(p["step"])
+                err.print(f"  {p['step']}")
+
+        summary = RankSummary(**run_job(server, {
+            "kind": "rank", "as_of": settings.as_of.isoformat() if settings.as_of else None},
+            show))
+    else:
+        assert store is not None
+        with store:
+            summary = run_rank(store, settings, progress=lambda msg: err.print(f"  {msg}"))
+            _refresh_aggregates(store)
     err.print(f"rank run {summary.run_id} for {summary.day}: {summary.pages} pages "
               f"({summary.page_iterations} iterations), {summary.domains} domains "
               f"({summary.domain_iterations} iterations) in {summary.seconds:.2f} s")
@@ -380,11 +444,43 @@ def serve_command(
         settings = Settings.from_env(db=settings.db, as_of=parse_date(as_of, "--as-of"))
     if access_log is not None:
         settings = replace(settings, access_log=access_log)
-    err.print(f"serving {settings.db} on http://{host}:{port} (docs at /docs)")
+    sock = _listen(host, port)
+    url = f"http://{_connectable(host)}:{sock.getsockname()[1]}"
+    err.print(f"serving {settings.db} on {url} (docs at /docs); crawls, ingests and rank "
+              "runs started with the CLI meanwhile run here as jobs")
     # uvicorn's access log would print `?apikey=KEY` in clear: inlink's masks it.
     accesslog.configure(settings.access_log)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                access_log=False)
+    config = uvicorn.Config(create_app(settings, public_url=url), log_level="info",
+                            access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one), bound before the server starts
+    so the server file can name the real port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput("--host/--port", f"cannot listen on {host}:{port}: "
+                                            f"{exc.strerror or exc}") from None
+    sock.listen(2048)
+    return sock
+
+
+def _connectable(host: str) -> str:
+    """The address a client on this machine uses to reach a server listening on `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 keys_app = typer.Typer(help="API keys and their credits (stored hashed in the index file).",
@@ -403,8 +499,16 @@ def keys_create_command(
     """Create a key and print it on stdout (it is shown once: only its hash is kept)."""
     from inlink.api.keys import create_key
 
-    with _open_store(_settings(ctx)) as store:
-        key = create_key(store, dialect, credits, label=label)
+    store, server = _writer_or_server(_settings(ctx))
+    if server is not None:
+        from inlink.handoff import call
+
+        key = str(call(server, "POST", "/admin/keys",
+                       {"dialect": dialect, "credits": credits, "label": label})["key"])
+    else:
+        assert store is not None
+        with store:
+            key = create_key(store, dialect, credits, label=label)
     err.print(f"created a {dialect} key with {credits} credits")
     typer.echo(key)
 
@@ -414,7 +518,17 @@ def keys_list_command(ctx: typer.Context) -> None:
     """List keys (prefix, dialect, balance, created), one JSON object per line."""
     from inlink.api.keys import list_keys
 
-    with _open_store(_settings(ctx)) as store:
+    store, server = _writer_or_server(_settings(ctx))
+    if server is not None:
+        from inlink.handoff import call
+
+        for k in call(server, "GET", "/admin/keys")["keys"]:
+            typer.echo(json.dumps({"key_prefix": k["key_prefix"], "dialect": k["dialect"],
+                                   "balance": k["balance"], "created_at": k["created_at"],
+                                   "label": k["label"]}))
+        return
+    assert store is not None
+    with store:
         for k in list_keys(store):
             typer.echo(json.dumps({"key_prefix": k.key_prefix, "dialect": k.dialect,
                                    "balance": k.balance, "created_at": k.created_at.isoformat(),

@@ -158,7 +158,9 @@ class _ApiServer:
         except OSError:
             out.print(f"port {port} is taken; the API takes a free port instead")
             self.sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(settings, public_url=url), log_level="warning",
+                                lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run,
                                        kwargs={"sockets": [self.sock]}, daemon=True)

@@ -20,13 +20,14 @@ from fastapi.responses import FileResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inlink import __version__
-from inlink.api import keys
+from inlink.api import admin, keys
 from inlink.api.accesslog import AccessLog
 from inlink.api.cache import AnswerCache
 from inlink.api.dialects import seranking_data as data
 from inlink.api.dialects import seranking_data_openapi as docs
 from inlink.api.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, UnknownEndpoint
 from inlink.api.exports import Exports
+from inlink.api.jobs import JobRunner
 from inlink.api.metrics import CONTENT_TYPE as METRICS_TYPE
 from inlink.api.metrics import ApiMetrics
 from inlink.api.output import check_output, render
@@ -47,14 +48,19 @@ COST_HEADER = "X-Credits-Cost"
 REMAINING_HEADER = "X-Credits-Remaining"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The server: `uvicorn` runs it (`inlink serve`); tests drive it with TestClient."""
+def create_app(settings: Settings, *, public_url: str | None = None) -> FastAPI:
+    """The server: `uvicorn` runs it (`inlink serve`); tests drive it with TestClient.
+
+    `public_url`: where this process's HTTP server listens; when given, the server file
+    beside the index tells the CLI how to hand it work (inlink.api.admin)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.db, memory_limit=settings.memory_limit)
         exports: Exports | None = None
         ledger: keys.Ledger | None = None
+        jobs: JobRunner | None = None
+        advertised = False
         try:
             keys.ensure_schema(store)
             app.state.store = store
@@ -71,8 +77,21 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.refresh_aggregates:
                 threading.Thread(target=_refresh_if_stale, args=(store,), daemon=True,
                                  name="inlink-aggregates").start()
+            # The index file's one writer runs the CLI's crawls, ingests and rank runs.
+            jobs = JobRunner(store, settings, after_write=_refresh_after_job
+                             if settings.refresh_aggregates else None)
+            jobs.start()
+            app.state.jobs = jobs
+            app.state.admin_token = admin.admin_token()
+            if public_url is not None:
+                admin.write_server_file(settings.db, public_url, app.state.admin_token)
+                advertised = True
             yield
         finally:
+            if advertised:
+                admin.remove_server_file(settings.db)
+            if jobs is not None:
+                jobs.stop()  # the running job stops at its next batch boundary
             if exports is not None:
                 exports.stop()
             if ledger is not None:
@@ -151,6 +170,8 @@ def create_app(settings: Settings) -> FastAPI:
             err = UnknownEndpoint(f"no endpoint at {request.url.path}")
         else:
             err = InlinkError(str(getattr(exc, "detail", "")))
+        if request.url.path.startswith(admin.PREFIX + "/"):
+            return admin.error_response(err)
         return _error_response(request, err)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -159,6 +180,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def any_error(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s", request.url.path)
         return _error_response(request, exc)
+
+    admin.mount(app)
 
     # One line per request with the API key masked (uvicorn's own would print it).
     app.add_middleware(AccessLog, cost_header=COST_HEADER)
@@ -187,6 +210,14 @@ def _refresh_if_stale(store: Store) -> None:
                      done["seconds"])
     except Exception:
         log.exception("refreshing heavy targets' aggregates failed; answering live")
+
+
+def _refresh_after_job(store: Store) -> None:
+    """After a job wrote: the heavy targets' stored aggregates follow (inlink.query.heavy)."""
+    done = heavy.refresh(store)
+    if done["targets"]:
+        log.info("stored aggregates of %d heavy targets in %.1f s", done["targets"],
+                 done["seconds"])
 
 
 def _fmt_of(request: Request) -> str:

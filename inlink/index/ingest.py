@@ -101,6 +101,14 @@ class IngestSummary:
     seconds: float = 0.0
     compacted: bool = False
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IngestSummary:
+        """The summary back from `dataclasses.asdict` (a server job's JSON result)."""
+        files = [FileResult(**{**f, "damage": [Damage(**x) for x in f.get("damage", [])]})
+                 for f in d.get("files", [])]
+        return cls(files=files, seconds=float(d.get("seconds", 0.0)),
+                   compacted=bool(d.get("compacted", False)))
+
     @property
     def records_ok(self) -> int:
         return sum(f.records_ok for f in self.files)

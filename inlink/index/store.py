@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -80,9 +81,10 @@ class StoreLocked(InlinkError):
         self.path = path
         self.holder = holder
         super().__init__(
-            f"{path} is open in another process ({holder}). DuckDB allows one writing process: "
-            "stop it, or hand the work to the running `inlink serve` (it runs crawls and "
-            "ingests as jobs), or open the file read-only."
+            f"{path} is open in another process ({holder}). DuckDB allows one process to "
+            "open it for writing: wait for that one to end, or stop it. (`inlink crawl`, "
+            "`ingest` and `rank` hand their work to a running `inlink serve` of this index "
+            "by themselves.)"
         )
 
 
@@ -103,6 +105,9 @@ class Store:
                 pid = re.search(r"PID (\d+)", message)
                 raise StoreLocked(self.path, f"PID {pid.group(1)}" if pid else "unknown") from None
             raise InlinkError(f"cannot open index {self.path}: {message}") from None
+        except duckdb.ResourceInUseException:
+            # Another Store of this process has the file (DuckDB attaches a file once).
+            raise StoreLocked(self.path, f"PID {os.getpid()}, this process") from None
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._vacuum_pauses = 0
