@@ -7,10 +7,12 @@ through IndexWriter together with the file's manifest position. See docs/ingest.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import ctypes
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -61,6 +63,7 @@ _CHUNK_BYTES = 2 << 20      # ... or this many payload bytes, whichever comes fi
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD = 32 << 20
 _TRIM_THRESHOLD = 256 << 20
+_DEFAULT_TRIM_THRESHOLD = 128 << 10     # glibc's
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,13 +195,42 @@ def _libc_function(name: str) -> Any:
         return None
 
 
-def tune_malloc() -> bool:
+def tune_malloc(trim_threshold: int = _TRIM_THRESHOLD) -> bool:
     """Raise glibc's mmap/trim thresholds for this process; False when not on glibc."""
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1
-    return bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1 and ok)
+    return bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1 and ok)
+
+
+_malloc_lock = threading.Lock()
+_malloc_users = 0
+
+
+@contextlib.contextmanager
+def malloc_tuned() -> Iterator[None]:
+    """glibc's thresholds raised (tune_malloc) while any ingest of this process runs.
+
+    In the ingest's own process it spares DuckDB's and Arrow's buffers a page fault per
+    reuse: the 3,000-page bench ingest took 2.25 s instead of 2.33 s (medians of ten
+    alternating pairs, -0.11 CPU s); the bare reference did not move with the same tuning.
+    A server runs ingests as jobs, so the last one to end lowers the trim threshold back to
+    glibc's default and trims: the server does not keep the heap's free top. The mmap
+    threshold stays at 32 MiB, the ceiling glibc's own dynamic threshold grows to."""
+    global _malloc_users
+    with _malloc_lock:
+        if _malloc_users == 0:
+            tune_malloc()
+        _malloc_users += 1
+    try:
+        yield
+    finally:
+        with _malloc_lock:
+            _malloc_users -= 1
+            if _malloc_users == 0:
+                tune_malloc(_DEFAULT_TRIM_THRESHOLD)
+                trim_malloc()
 
 
 def tune_arrow_pool() -> bool:
@@ -436,7 +468,8 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
     growth rule (COMPACT_MIN_ROWS / COMPACT_GROWTH), True/False force it;
     `compact_memory_limit` caps DuckDB while it sorts (None: the store's own limit).
     `malloc_tuning` makes jemalloc Arrow's pool (tune_arrow_pool) and raises glibc's
-    thresholds in worker processes (tune_malloc).
+    thresholds: in worker processes for good (tune_malloc), in this one while it ingests
+    (malloc_tuned).
     """
     started = time.perf_counter()
     summary = IngestSummary()
@@ -447,6 +480,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
     if malloc_tuning:
         tune_arrow_pool()
     pool: cf.ProcessPoolExecutor | None = None
+    tuned = malloc_tuned() if malloc_tuning else contextlib.nullcontext()
     links_before = _link_rows(store)
     seen: dict[str, str] = {}
     hasher = cf.ThreadPoolExecutor(1, thread_name_prefix="inlink-ingest-digest")
@@ -465,7 +499,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, batch_size: int = BATCH
         # Row groups are not merged at checkpoints while batches are written: the
         # compaction is this index's merge (Store.vacuum_paused).
         with (store.memory_capped(INGEST_MEMORY_LIMIT), young_gc_threshold(),
-              store.vacuum_paused()):
+              store.vacuum_paused(), tuned):
             for raw in paths:
                 path = Path(raw)
                 t0 = time.perf_counter()

@@ -264,6 +264,35 @@ def test_gc_threshold_is_relaxed_while_ingesting_and_restored(tmp_path: Path,
         gc.set_threshold(*original)
 
 
+def test_malloc_thresholds_are_raised_while_ingesting_and_lowered_after(
+        tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc's trim threshold is raised for the ingest only (a server runs ingests as jobs),
+    also when the ingest stops on an error; nested ingests lower it once, at the last end."""
+    calls: list[object] = []
+    monkeypatch.setattr(ingest_module, "tune_malloc",
+                        lambda trim=ingest_module._TRIM_THRESHOLD: calls.append(trim) or True)
+    monkeypatch.setattr(ingest_module, "trim_malloc", lambda: calls.append("trim") or True)
+    path = tmp_path / "a.warc.gz"
+    write_warc(path, many_pages(8))
+    during: list[list[object]] = []
+    ingest(store, [path], workers=0, batch_size=4, progress=lambda p: during.append(calls[:]))
+    assert during and all(c == [ingest_module._TRIM_THRESHOLD] for c in during)
+    assert calls == [ingest_module._TRIM_THRESHOLD, ingest_module._DEFAULT_TRIM_THRESHOLD,
+                     "trim"]
+    calls.clear()
+    with ingest_module.malloc_tuned():
+        other = tmp_path / "b.warc.gz"
+        write_warc(other, many_pages(6))
+        with pytest.raises(KeyboardInterrupt):
+            ingest(store, [other], workers=0, batch_size=4, progress=interrupt)
+        assert calls == [ingest_module._TRIM_THRESHOLD]      # still held by the outer one
+    assert calls == [ingest_module._TRIM_THRESHOLD, ingest_module._DEFAULT_TRIM_THRESHOLD,
+                     "trim"]
+    calls.clear()
+    ingest(store, [path], workers=0, malloc_tuning=False)
+    assert calls == []
+
+
 def test_row_group_merging_is_paused_while_ingesting(tmp_path: Path, store: Store,
                                                     vacuum_tasks: Callable[[], int],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
