@@ -74,8 +74,10 @@ def ident_sql() -> str:
 
 
 def attr_sql() -> str:
-    # state.link_attr_hash: None is formatted as the string 'None' by the f-string.
-    return ("concat(target_url, chr(31), nofollow::INTEGER, ugc::INTEGER, sponsored::INTEGER, "
+    # state.link_attr_hash: None is formatted as the string 'None' by the f-string. A links
+    # row's NULL target_url is its key (schema 4).
+    return ("concat(coalesce(target_url, target_key), chr(31), "
+            "nofollow::INTEGER, ugc::INTEGER, sponsored::INTEGER, "
             "chr(31), coalesce(alt, 'None'), chr(31), text_pre, chr(31), text_post, chr(31), "
             "coalesce(location, 'None'), chr(31), links_count, chr(31), "
             "coalesce(hreflang, 'None'))")
@@ -316,8 +318,9 @@ def _load(conn: duckdb.DuckDBPyConnection, files: dict[str, str], prepared: Path
     stage(
         "links",
         f"""INSERT INTO links
-        SELECT x.link_id, th.domain, th.host, x.target_key, x.target_url,
-               x.source_key, x.source_url, sh.host, sh.domain, sh.ip, sh.subnet, NULL,
+        SELECT x.link_id, th.domain, th.host, x.target_key, nullif(x.target_url, x.target_key),
+               x.source_key, nullif(x.source_url, x.source_key), sh.host, sh.domain, sh.ip,
+               sh.subnet, NULL,
                sh.domain = th.domain, x.kind, x.anchor, x.alt, x.image_url,
                x.nofollow, x.ugc, x.sponsored, x.text_pre, x.text_post, x.location,
                x.links_count, x.hreflang, x.attr_hash, x.l = $through,

@@ -190,8 +190,10 @@ def complete_links(fetches: Sequence[PackedFetch]) -> pa.Table:
     col: dict[str, Any] = {name: own.column(name) for name in OWN_COLUMNS}
     which = pa.array(np.repeat(np.arange(len(fetches), dtype=np.int32),
                                [len(f.link_ids) for f in fetches]))
-    sources = [(f.url_key, f.url, f.host, f.domain, f.ip, subnet(f.ip), f.country,
-                f.facts[0] if f.facts is not None else None) for f in fetches]
+    # A URL equal to its key is stored as NULL (schema 4; readers take coalesce(url, key)).
+    sources = [(f.url_key, f.url if f.url != f.url_key else None, f.host, f.domain, f.ip,
+                subnet(f.ip), f.country, f.facts[0] if f.facts is not None else None)
+               for f in fetches]
     for name, values in zip(_SOURCE_NAMES, zip(*sources, strict=True) if sources
                             else [()] * len(_SOURCE_NAMES), strict=True):
         col[name] = _strings(list(values)).take(which)
@@ -203,6 +205,9 @@ def complete_links(fetches: Sequence[PackedFetch]) -> pa.Table:
     col["target_host"] = _strings([h for h, _ in distinct]).take(authority.indices)
     col["target_domain"] = _strings([d for _, d in distinct]).take(authority.indices)
     col["internal"] = pc.equal(col["target_domain"], col["source_domain"])
+    url = col["target_url"]
+    col["target_url"] = pc.if_else(pc.equal(url, col["target_key"]),
+                                   pa.scalar(None, pa.string()), url)
     return pa.table([col[f.name] for f in LINK_SCHEMA], schema=LINK_SCHEMA)
 
 

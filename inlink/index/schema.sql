@@ -60,9 +60,11 @@ CREATE TABLE IF NOT EXISTS links (
     target_domain  VARCHAR NOT NULL,
     target_host    VARCHAR NOT NULL,
     target_key     VARCHAR NOT NULL,
-    target_url     VARCHAR NOT NULL,
+    target_url     VARCHAR,              -- as the page wrote it (resolved); NULL: target_key
+                                         -- (schema 4; most URLs are their key, and NULL
+                                         -- costs the writer and the file less)
     source_key     VARCHAR NOT NULL,
-    source_url     VARCHAR NOT NULL,
+    source_url     VARCHAR,              -- as fetched; NULL: source_key (schema 4)
     source_host    VARCHAR NOT NULL,
     source_domain  VARCHAR NOT NULL,
     source_ip      VARCHAR,

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from inlink.errors import InlinkError
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: Schema 2 keeps the source page's title on each link row (`links.source_title`): a backlink
 #: listing needs no keyed read of `pages` per source page. Schema 3 keeps each link's first
 #: appearance in its row (`first_seen`, `first_batch_id`) instead of an event row:
@@ -151,6 +151,9 @@ class Store:
                     [SCHEMA_VERSION])
             elif rows[0][0] in _UPGRADES:
                 try:
+                    # First: DuckDB cannot alter a column of a table this transaction has
+                    # already updated (the 2 -> 3 step does).
+                    _urls_nullable(self._conn)
                     for version in range(int(rows[0][0]), int(SCHEMA_VERSION)):
                         _UPGRADES[str(version)](self._conn)
                     run(self._conn, "UPDATE meta SET value = ? WHERE key = 'schema_version'",
@@ -493,8 +496,24 @@ def _rehash_map(conn: duckdb.DuckDBPyConnection, rows_per_pass: int = 500_000) -
 
 #: schema.sql's views, by the start of their statements.
 _VIEWS = ("CREATE VIEW IF NOT EXISTS link_events",)
+def _upgrade_3_to_4(conn: duckdb.DuckDBPyConnection) -> None:
+    """Schema 3 -> 4: links.target_url and source_url may be NULL (= their key). The rows
+    keep their URLs; readers take coalesce(url, key) either way. Instant: no rewrite. (Done
+    first, by _ensure_schema, for a file of any older schema.)"""
+    _urls_nullable(conn)
+
+
+def _urls_nullable(conn: duckdb.DuckDBPyConnection) -> None:
+    for column in ("target_url", "source_url"):
+        nullable = run(conn, "SELECT is_nullable FROM duckdb_columns() WHERE table_name = "
+                             "'links' AND column_name = ? AND database_name = "
+                             "current_database()", [column])
+        if nullable and not nullable[0][0]:
+            run(conn, f"ALTER TABLE links ALTER COLUMN {column} DROP NOT NULL")
+
+
 _UPGRADES: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
-    "1": _upgrade_1_to_2, "2": _upgrade_2_to_3}
+    "1": _upgrade_1_to_2, "2": _upgrade_2_to_3, "3": _upgrade_3_to_4}
 
 
 def _table_ddl(table: str, name: str) -> str:

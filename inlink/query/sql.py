@@ -59,7 +59,8 @@ def label_sql(label: str) -> str:
 
 FIELDS: dict[str, Field] = {
     "link_id": Field("l.link_id", "int"),
-    "source_url": Field("l.source_url", "str"),
+    # NULL in the table when the URL is its key (schema 4, docs/data-model.md)
+    "source_url": Field("coalesce(l.source_url, l.source_key)", "str"),
     "source_key": Field("l.source_key", "str"),
     "source_host": Field("l.source_host", "str"),
     "source_domain": Field("l.source_domain", "str"),
@@ -82,7 +83,7 @@ FIELDS: dict[str, Field] = {
     "from_home_page": Field(HOME_PAGE_SQL, "bool"),
     "edu": Field(label_sql("edu"), "bool"),
     "gov": Field(label_sql("gov"), "bool"),
-    "target_url": Field("l.target_url", "str"),
+    "target_url": Field("coalesce(l.target_url, l.target_key)", "str"),
     "target_key": Field("l.target_key", "str"),
     "target_host": Field("l.target_host", "str"),
     "target_domain": Field("l.target_domain", "str"),

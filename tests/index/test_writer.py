@@ -271,6 +271,10 @@ def test_link_rows_keep_the_source_title_they_were_last_seen_with(store: Store) 
     assert store.query("SELECT source_title FROM links WHERE target_key = ?", [A]) == [("",)]
 
 
+_URLS = ("coalesce(target_url, target_key) AS target_url, "
+         "coalesce(source_url, source_key) AS source_url")
+
+
 def _as_schema(store: Store, version: int, stray: bool = False) -> None:
     """Turn a store's file into the layout of an older schema, with the same rows: schema 2
     keeps every event in a link_events table and has no links.first_batch_id; schema 1 has
@@ -281,10 +285,14 @@ def _as_schema(store: Store, version: int, stray: bool = False) -> None:
         conn.execute("DROP TABLE link_changes")
         conn.execute("ALTER TABLE events_old RENAME TO link_events")
         drop = "first_batch_id" + (", source_title" if version == 1 else "")
-        conn.execute(f"CREATE TABLE links_old AS SELECT * EXCLUDE ({drop})"
-                     f"{', 1 AS stray' if stray else ''} FROM links")
+        # Schemas 1-3 stored every URL, under NOT NULL (schema 4 stores a URL equal to its
+        # key as NULL).
+        conn.execute(f"CREATE TABLE links_old AS SELECT * EXCLUDE ({drop}) REPLACE ("
+                     f"{_URLS}){', 1 AS stray' if stray else ''} FROM links")
         conn.execute("DROP TABLE links")
         conn.execute("ALTER TABLE links_old RENAME TO links")
+        for column in ("target_url", "source_url"):
+            conn.execute(f"ALTER TABLE links ALTER COLUMN {column} SET NOT NULL")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
         _blake2b_ids(conn)
 
@@ -322,7 +330,7 @@ def test_a_schema_1_index_is_upgraded_on_its_first_write_open(tmp_path: Path) ->
     with pytest.raises(InlinkError, match="open it once for writing"):
         Store(path, read_only=True)
     with Store(path) as s:
-        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
         assert s.query("SELECT target_key, source_title FROM links ORDER BY 1") == [
             (A, "T1"), (B, "T1")]
         IndexWriter(s).apply([page(PAGE, [link(A, "a")], day(2), title="T2")])
@@ -349,7 +357,7 @@ def test_a_schema_2_index_keeps_its_events_when_upgraded(tmp_path: Path) -> None
         events = sorted(s.query("SELECT * FROM link_events"))
         firsts = sorted(s.query("SELECT link_id, first_batch_id FROM links"))
         changes = sorted(s.query("SELECT * FROM link_changes"))
-        links = sorted(s.query("SELECT * FROM links"))
+        links = sorted(s.query(f"SELECT * REPLACE ({_URLS}) FROM links"))
         pages = sorted(s.query("SELECT * EXCLUDE (link_ids, link_hashes), "
                                "list_sort(link_ids), list_sort(link_hashes) FROM pages"))
         assert len(events) == 8 and len(changes) == 4     # 4 first, 2 lost, 2 back
@@ -359,11 +367,11 @@ def test_a_schema_2_index_keeps_its_events_when_upgraded(tmp_path: Path) -> None
                        )[0][0] == 8                        # BLAKE2b ids throughout
         assert not set(s.query("SELECT link_id FROM links")) & {(i,) for i, _ in firsts}
     with Store(path) as s:
-        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
         assert sorted(s.query("SELECT * FROM link_events")) == events
         assert sorted(s.query("SELECT link_id, first_batch_id FROM links")) == firsts
         assert sorted(s.query("SELECT * FROM link_changes")) == changes
-        assert sorted(s.query("SELECT * FROM links")) == links
+        assert sorted(s.query(f"SELECT * REPLACE ({_URLS}) FROM links")) == links
         assert sorted(s.query("SELECT * EXCLUDE (link_ids, link_hashes), "
                               "list_sort(link_ids), list_sort(link_hashes) FROM pages")) == pages
         assert s.query("SELECT table_type FROM information_schema.tables "
@@ -444,12 +452,57 @@ def test_batch_boundaries_do_not_change_history(tmp_path: Path, split: int) -> N
     assert results[0] == results[1]
 
 
+def test_urls_equal_to_their_key_are_stored_as_null(store: Store) -> None:
+    """Schema 4: a URL that is its key is NULL in the row; one that is not stays; the query
+    layer's field gives the URL either way."""
+    from inlink.query.sql import FIELDS
+
+    odd = "https://A.example:443/x#frag"            # its key is https://a.example/x
+    IndexWriter(store).apply([page("http://www.source.example:80/article",
+                                   [link(A, "a"), link(odd, "b")], day(1))])
+    rows = store.query(f"SELECT target_key, target_url, {FIELDS['target_url'].sql}, "
+                       f"source_url, {FIELDS['source_url'].sql} FROM links l ORDER BY 1")
+    assert rows == [
+        (A, None, A, "http://www.source.example:80/article",
+         "http://www.source.example:80/article"),
+        ("https://a.example/x", odd, odd, "http://www.source.example:80/article",
+         "http://www.source.example:80/article")]
+    IndexWriter(store).apply([page(PAGE, [link(A, "a"), link(C, "c")], day(2))])
+    assert store.query("SELECT target_key, source_url FROM links ORDER BY 1") == [
+        (A, "http://www.source.example:80/article"),      # as last written
+        ("https://a.example/x", "http://www.source.example:80/article"),
+        (normalize_url(C), None)]
+
+
+def test_a_schema_3_index_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Schema 3 -> 4 drops the URLs' NOT NULL: rows keep their URLs, new rows may be NULL."""
+    path = tmp_path / "v3.duckdb"
+    with Store(path) as s:
+        IndexWriter(s).apply([page(PAGE, [link(A, "a"), link(B, "b")], day(1))])
+        with s.transaction() as conn:     # schema 3 stored every URL, NOT NULL
+            conn.execute("UPDATE links SET target_url = coalesce(target_url, target_key), "
+                         "source_url = coalesce(source_url, source_key)")
+        with s.transaction() as conn:
+            for column in ("target_url", "source_url"):
+                conn.execute(f"ALTER TABLE links ALTER COLUMN {column} SET NOT NULL")
+            conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        before = s.query("SELECT * FROM links ORDER BY link_id")
+    with pytest.raises(InlinkError, match="open it once for writing"):
+        Store(path, read_only=True)
+    with Store(path) as s:
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+        assert s.query("SELECT * FROM links ORDER BY link_id") == before
+        IndexWriter(s).apply([page(PAGE, [link(A, "a"), link(C, "c")], day(2))])
+        assert s.query("SELECT target_url FROM links WHERE target_key = ?",
+                       [normalize_url(C)]) == [(None,)]
+
+
 def test_a_failed_upgrade_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "odd.duckdb"
     with Store(path) as s:
         IndexWriter(s).apply([page(PAGE, [link(A, "a")], day(1))])
         _as_schema(s, 1, stray=True)   # a schema-1 file with a column schema 1 never had
-    with pytest.raises(InlinkError, match="upgrading the index to schema 3 failed"):
+    with pytest.raises(InlinkError, match="upgrading the index to schema 4 failed"):
         Store(path)
     con = duckdb.connect(str(path), read_only=True)   # the file as it was
     try:
