@@ -51,8 +51,10 @@ COMPACT_MEMORY_LIMIT = "512MB"
 INGEST_MEMORY_LIMIT = "384MB"
 #: A batch (one transaction) ends after this many fetch records or this many links, whichever
 #: comes first. DuckDB's commit has a fixed cost, and an append of at least a row group
-#: (Store.ROW_GROUP_SIZE, 61,440 rows) is written straight to the file, compressed, instead
+#: (Store.ROW_GROUP_SIZE, 30,720 rows) is written straight to the file, compressed, instead
 #: of through the WAL; memory is bounded by two batches (one written while the next is read).
+#: A file's first batch is half of that (still at least a row group): the writer, idle until
+#: it has one, starts sooner.
 BATCH_PAGES = 500
 BATCH_LINKS = 62_500
 DAMAGE_KEPT = 20            # damaged records listed (with offset and cause) per file
@@ -410,8 +412,12 @@ def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], 
 
     applied_ok, applied_bad = total_ok, total_bad
 
+    # The first batch is half size (at least a row group): the writer starts sooner.
+    limits = (max(1, batch_size // 2), max(1, batch_links_max // 2))
+
     def commit(position: int, done: bool) -> None:
-        nonlocal batch, batch_links, writing, applied_ok, applied_bad
+        nonlocal batch, batch_links, writing, applied_ok, applied_bad, limits
+        limits = (batch_size, batch_links_max)
         finish_write()
         applied_ok, applied_bad = total_ok, total_bad
         writing = write_thread.submit(write, batch, position, total_ok, total_bad, done)
@@ -421,7 +427,7 @@ def _ingest_file(store: Store, path: Path, hashing: cf.Future[tuple[str, int]], 
         # While a batch is written the workers keep extracting: the pipeline holds up to a
         # batch's worth of chunks in flight (see _Pipeline.depth).
         for offset, what, payload in pipeline(evidence_path).run(_chunks(items)):
-            if len(batch) >= batch_size or batch_links >= batch_links_max:
+            if len(batch) >= limits[0] or batch_links >= limits[1]:
                 # Everything before `offset` is in the batch: that is where a resume starts.
                 commit(offset, False)
             if what == "damage":
