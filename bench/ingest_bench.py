@@ -198,6 +198,8 @@ def run(quick: bool = False, pages: int | str | None = None, malloc_compare: boo
     result["reference_cpu_seconds"] = ref_cpu
     # On `cores` idle cores the ingest could not take less than its CPU time / cores.
     result["cpu_bound_ratio"] = ref_cpu / (ing["cpu_seconds"] / (os.cpu_count() or 1))
+    result["cpu_bound_ratio_batches"] = ref_cpu / (ing["write_cpu_seconds"]
+                                                   / (os.cpu_count() or 1))
     result["ingest_pages_per_s"] = n / ing["seconds"]
     result["ingest_mb_per_s"] = mb / ing["seconds"]
     result["ingest_links_per_s"] = ing["links_new"] / ing["seconds"]
@@ -239,10 +241,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         row("(a) the same, after the ingest", ref_after["seconds"], ref_after["cpu_seconds"],
             ref_after["links"]),
         row(f"(b) ingest() into DuckDB, default workers ({result['cores']} cores): "
-            "batches committed and checkpointed", ing["write_seconds"], ing["write_cpu_seconds"],
-            ing["links_new"]),
-        row("(b) + compaction (links sorted by target): queryable index", ing["seconds"],
-            ing["cpu_seconds"], ing["links_new"]),
+            "batches committed and checkpointed, a queryable index", ing["write_seconds"],
+            ing["write_cpu_seconds"], ing["links_new"]),
+        row("(b) + compaction (links re-sorted by target, for big targets' reads)",
+            ing["seconds"], ing["cpu_seconds"], ing["links_new"]),
     ]
     one = result.get("ingest_one_worker")
     if one:
@@ -255,13 +257,15 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"- ingest / reference throughput (reference = mean of the two (a) runs): "
-        f"**{result['ratio'] * 100:.0f}%** to a compacted index, "
-        f"{result['ratio_before_compact'] * 100:.0f}% to committed batches (target >= 50%). "
+        f"**{result['ratio_before_compact'] * 100:.0f}%** to a queryable index (the batches "
+        f"committed and checkpointed: every answer is there; target >= 50%), "
+        f"{result['ratio'] * 100:.0f}% to a compacted one. "
         f"By CPU: the ingest used {ing['cpu_seconds']:.1f} CPU s "
         f"({ing['write_cpu_seconds']:.1f} for the batches, {ing['compact_cpu_seconds']:.1f} "
         f"for the compaction) where the reference used {result['reference_cpu_seconds']:.1f}; "
-        f"on {result['cores']} idle cores it could reach at most "
-        f"{result['cpu_bound_ratio'] * 100:.0f}% of the reference.",
+        f"on {result['cores']} idle cores the batches could reach at most "
+        f"{result['cpu_bound_ratio_batches'] * 100:.0f}% of the reference, the compacted "
+        f"index {result['cpu_bound_ratio'] * 100:.0f}%.",
         f"- peak RSS: ingest process {ing['rss_main_kb'] / 1024:.0f} MiB, largest worker "
         f"{ing['rss_worker_kb'] / 1024:.0f} MiB. Batches are bounded ({BATCH_PAGES:,} pages or "
         f"{BATCH_LINKS:,} links, two in memory at a time) and the compaction's sort is capped "

@@ -361,6 +361,9 @@ def _run_crawl(runner: JobRunner, job: Job) -> dict[str, Any]:
     finally:
         with runner._lock:
             runner._crawl = None
+        # A cancelled crawl's batch in flight runs in the loop's executor: it commits whole
+        # (or not at all) before the job is reported ended.
+        loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     result: dict[str, Any] = summary.to_dict()
     return result

@@ -216,7 +216,8 @@ def malloc_tuned() -> Iterator[None]:
 
     In the ingest's own process it spares DuckDB's and Arrow's buffers a page fault per
     reuse: the 3,000-page bench ingest took 2.25 s instead of 2.33 s (medians of ten
-    alternating pairs, -0.11 CPU s); the bare reference did not move with the same tuning.
+    alternating pairs, -0.11 CPU s; a later, noisier series: 2.45 against 2.49 s); the
+    bare reference did not move with the same tuning (docs/ingest.md).
     A server runs ingests as jobs, so the last one to end lowers the trim threshold back to
     glibc's default and trims: the server does not keep the heap's free top. The mmap
     threshold stays at 32 MiB, the ceiling glibc's own dynamic threshold grows to."""
