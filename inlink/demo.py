@@ -8,11 +8,13 @@ loopback and prints ready-to-paste curl lines; the world and the API stay served
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,14 +115,33 @@ def run_demo(settings: Settings, *, seed: int = 1, hosts: int = 300,
             if on_ready is not None:
                 on_ready(base, key)
             try:
-                if duration is None:
-                    while True:
-                        time.sleep(3600)
-                else:
-                    time.sleep(duration)
+                with _sigterm_as_interrupt():
+                    if duration is None:
+                        while True:
+                            time.sleep(3600)
+                    else:
+                        time.sleep(duration)
             except KeyboardInterrupt:
                 out.print("stopped.")
     return figures
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill PID` stops the demo as Ctrl-C does: its servers shut down, so the API's server
+    file beside the index goes too (in the main thread only, where signals are handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _curl_lines(base: str, key: str, domain: str, url: str, since: str) -> list[str]:
