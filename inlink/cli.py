@@ -7,7 +7,6 @@ People read stderr (progress, summaries); programs read stdout (data). Exit code
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -436,7 +435,7 @@ def serve_command(
     import uvicorn
 
     from inlink.api import accesslog
-    from inlink.api.app import create_app
+    from inlink.api.app import create_app, listen, local_url
     from inlink.settings import parse_date
 
     settings = _settings(ctx)
@@ -444,8 +443,8 @@ def serve_command(
         settings = Settings.from_env(db=settings.db, as_of=parse_date(as_of, "--as-of"))
     if access_log is not None:
         settings = replace(settings, access_log=access_log)
-    sock = _listen(host, port)
-    url = f"http://{_connectable(host)}:{sock.getsockname()[1]}"
+    sock = listen(host, port)
+    url = local_url(host, sock)
     err.print(f"serving {settings.db} on {url} (docs at /docs); crawls, ingests and rank "
               "runs started with the CLI meanwhile run here as jobs")
     # uvicorn's access log would print `?apikey=KEY` in clear: inlink's masks it.
@@ -456,31 +455,6 @@ def serve_command(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port (port 0: a free one), bound before the server starts
-    so the server file can name the real port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise InvalidInput("--host/--port", f"cannot listen on {host}:{port}: "
-                                            f"{exc.strerror or exc}") from None
-    sock.listen(2048)
-    return sock
-
-
-def _connectable(host: str) -> str:
-    """The address a client on this machine uses to reach a server listening on `host`."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 keys_app = typer.Typer(help="API keys and their credits (stored hashed in the index file).",

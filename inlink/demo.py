@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import threading
 import time
 from collections import Counter
@@ -170,18 +169,17 @@ class _ApiServer:
     def __init__(self, settings: Settings, port: int, out: Console) -> None:
         import uvicorn
 
-        from inlink.api.app import create_app
+        from inlink.api.app import create_app, listen, local_url
+        from inlink.errors import InvalidInput
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self.sock.bind(("127.0.0.1", port))
-        except OSError:
+            self.sock = listen("127.0.0.1", port)
+        except InvalidInput:
             out.print(f"port {port} is taken; the API takes a free port instead")
-            self.sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(create_app(settings, public_url=url), log_level="warning",
-                                lifespan="on")
+            self.sock = listen("127.0.0.1", 0)
+        self.url = local_url("127.0.0.1", self.sock)
+        config = uvicorn.Config(create_app(settings, public_url=self.url),
+                                log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run,
                                        kwargs={"sockets": [self.sock]}, daemon=True)
@@ -193,7 +191,7 @@ class _ApiServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the API server did not start; see the log above")
             time.sleep(0.02)
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        return self.url
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True

@@ -24,6 +24,8 @@ from inlink.errors import InlinkError, InvalidInput
 
 POLL_SECONDS = 0.5
 TIMEOUT = 30.0               # one HTTP call to the server
+# No proxy: the server is this machine's (its URL came from the server file).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class HandoffError(InlinkError):
@@ -37,10 +39,13 @@ class Server:
     token: str
 
 
+def server_file(db: Path) -> Path:
+    """Where a server holding `db` says how to reach it (written by inlink.api.admin)."""
+    return db.with_name(db.name + ".server")
+
+
 def find_server(db: Path) -> Server | None:
     """The live server that says it holds `db`, or None (no file, a dead PID, another db)."""
-    from inlink.api.admin import server_file
-
     try:
         info = json.loads(server_file(db).read_text(encoding="utf-8"))
         pid, url, token = int(info["pid"]), str(info["url"]), str(info["token"])
@@ -69,10 +74,8 @@ def call(server: Server, method: str, path: str, body: dict[str, Any] | None = N
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(server.url + path, data=data, method=method, headers={
         "Authorization": f"Bearer {server.token}", "Content-Type": "application/json"})
-    # No proxy: the server is this machine's (its URL came from the server file).
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=TIMEOUT) as response:
+        with _OPENER.open(request, timeout=TIMEOUT) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
     except urllib.error.HTTPError as exc:
@@ -115,4 +118,4 @@ def run_job(server: Server, body: dict[str, Any],
     return result
 
 
-__all__ = ["HandoffError", "Server", "call", "find_server", "run_job"]
+__all__ = ["HandoffError", "Server", "call", "find_server", "run_job", "server_file"]

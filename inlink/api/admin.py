@@ -30,7 +30,9 @@ from fastapi.responses import Response
 from inlink.api import keys
 from inlink.api.errors import ApiError, Unauthorized, message_of, param_of, status_of
 from inlink.api.jobs import JobRunner, QueueFull, parse_job
+from inlink.api.params import read_body
 from inlink.errors import InvalidInput, NotFound
+from inlink.handoff import server_file
 
 log = logging.getLogger("inlink.api")
 
@@ -40,11 +42,6 @@ MAX_ADMIN_BODY = 4 << 20     # an ingest job of 10,000 long paths fits
 
 class ServiceUnavailable(ApiError):
     status = 503
-
-
-def server_file(db: Path) -> Path:
-    """Where a server holding `db` says how to reach it."""
-    return db.with_name(db.name + ".server")
 
 
 def write_server_file(db: Path, url: str, token: str) -> Path:
@@ -107,16 +104,8 @@ def _runner(request: Request) -> JobRunner:
 
 
 async def _json_body(request: Request) -> Any:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ADMIN_BODY:
-        raise InvalidInput("body", f"over {MAX_ADMIN_BODY} bytes")
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_ADMIN_BODY:
-            raise InvalidInput("body", f"over {MAX_ADMIN_BODY} bytes")
     try:
-        return orjson.loads(raw)
+        return orjson.loads(await read_body(request, MAX_ADMIN_BODY))
     except orjson.JSONDecodeError:
         raise InvalidInput("body", "expected a JSON object") from None
 

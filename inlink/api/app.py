@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,23 +26,19 @@ from inlink.api.accesslog import AccessLog
 from inlink.api.cache import AnswerCache
 from inlink.api.dialects import seranking_data as data
 from inlink.api.dialects import seranking_data_openapi as docs
-from inlink.api.errors import MethodNotAllowed, PayloadTooLarge, Unauthorized, UnknownEndpoint
+from inlink.api.errors import MethodNotAllowed, Unauthorized, UnknownEndpoint
 from inlink.api.exports import Exports
 from inlink.api.jobs import JobRunner
 from inlink.api.metrics import CONTENT_TYPE as METRICS_TYPE
 from inlink.api.metrics import ApiMetrics
 from inlink.api.output import check_output, render
-from inlink.api.params import Params
+from inlink.api.params import Params, read_body
 from inlink.errors import InlinkError, InvalidInput, OutOfCredits
 from inlink.index.store import Store
 from inlink.query import heavy, indexes
 from inlink.settings import Settings
 
 log = logging.getLogger("inlink.api")
-
-#: Largest POST body read (100 targets of 2,063 characters and every parameter fit in a
-#: quarter of it); a longer one is refused with 413 before it is parsed.
-MAX_BODY = 1 << 20
 
 #: Response headers that say what a call cost and what the key has left (docs/api.md).
 COST_HEADER = "X-Credits-Cost"
@@ -78,7 +75,7 @@ def create_app(settings: Settings, *, public_url: str | None = None) -> FastAPI:
                 threading.Thread(target=_refresh_if_stale, args=(store,), daemon=True,
                                  name="inlink-aggregates").start()
             # The index file's one writer runs the CLI's crawls, ingests and rank runs.
-            jobs = JobRunner(store, settings, after_write=_refresh_after_job
+            jobs = JobRunner(store, settings, after_write=_refresh_if_stale
                              if settings.refresh_aggregates else None)
             jobs.start()
             app.state.jobs = jobs
@@ -191,6 +188,31 @@ def create_app(settings: Settings, *, public_url: str | None = None) -> FastAPI:
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one), bound before the server starts
+    so its server file can name the real port (`inlink serve`, the demo)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput("--host/--port", f"cannot listen on {host}:{port}: "
+                                            f"{exc.strerror or exc}") from None
+    sock.listen(2048)
+    return sock
+
+
+def local_url(host: str, sock: socket.socket) -> str:
+    """The URL a client on this machine uses to reach a server listening on `sock`."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
+
+
 def _state_for_metrics(app: FastAPI) -> dict[str, Any]:
     """What /metrics reads from the running server at scrape time."""
     store: Store = app.state.store
@@ -210,14 +232,6 @@ def _refresh_if_stale(store: Store) -> None:
                      done["seconds"])
     except Exception:
         log.exception("refreshing heavy targets' aggregates failed; answering live")
-
-
-def _refresh_after_job(store: Store) -> None:
-    """After a job wrote: the heavy targets' stored aggregates follow (inlink.query.heavy)."""
-    done = heavy.refresh(store)
-    if done["targets"]:
-        log.info("stored aggregates of %d heavy targets in %.1f s", done["targets"],
-                 done["seconds"])
 
 
 def _fmt_of(request: Request) -> str:
@@ -250,26 +264,11 @@ def _api_key(request: Request) -> str:
                        "'Authorization: Token KEY'", "apikey")
 
 
-async def _body(request: Request) -> bytes:
-    """The request body, refused past MAX_BODY (whatever Content-Length claims)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body is over {MAX_BODY} bytes", "body")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise PayloadTooLarge(f"the request body is over {MAX_BODY} bytes", "body")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _params(request: Request) -> Params:
     query = [(k, v) for k, v in request.query_params.multi_items() if k.lower() != "apikey"]
     body: dict[str, Any] | None = None
     if request.method == "POST":
-        raw = await _body(request)
+        raw = await read_body(request)
         if raw.strip():
             try:
                 parsed = orjson.loads(raw)  # strict JSON: no NaN/Infinity, valid UTF-8 only
@@ -343,4 +342,4 @@ async def _serve(request: Request, settings: Settings, ep: data.Endpoint) -> Res
                     headers={COST_HEADER: str(cost), REMAINING_HEADER: str(remaining)})
 
 
-__all__ = ["COST_HEADER", "REMAINING_HEADER", "create_app"]
+__all__ = ["COST_HEADER", "REMAINING_HEADER", "create_app", "listen", "local_url"]

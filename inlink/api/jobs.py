@@ -286,10 +286,7 @@ class JobRunner:
             state, result, error = "done", None, None
             try:
                 result = _RUNS[job.kind](self, job)
-            except JobCancelled:
-                state, error = "cancelled", ("cancelled; what was committed is kept and the "
-                                             "same command resumes it")
-            except asyncio.CancelledError:
+            except (JobCancelled, asyncio.CancelledError):
                 state, error = "cancelled", ("cancelled; what was committed is kept and the "
                                              "same command resumes it")
             except InlinkError as exc:

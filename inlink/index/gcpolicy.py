@@ -19,33 +19,52 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 #: Allocations between generation-0 collections while bulk work runs (Python's default: 700).
 GEN0_THRESHOLD = 50_000
 
-_lock = threading.Lock()
-_users = 0
-_saved: tuple[int, int, int] | None = None
+
+class HeldSetting:
+    """A process-wide setting that bulk jobs hold while they run: the first holder applies
+    it, the last one to end undoes it, in whatever order the holders end (a server's jobs
+    overlap without nesting). Used for the collector's threshold here and for glibc's
+    malloc thresholds (inlink.index.ingest.malloc_tuned)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._undo: Callable[[], None] | None = None
+
+    @contextlib.contextmanager
+    def held(self, apply: Callable[[], Callable[[], None]]) -> Iterator[None]:
+        """Hold the setting for the block; `apply()` sets it and returns how to undo it."""
+        with self._lock:
+            if self._holders == 0:
+                self._undo = apply()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._undo is not None:
+                    undo, self._undo = self._undo, None
+                    undo()
 
 
-@contextlib.contextmanager
-def young_gc_threshold(gen0: int = GEN0_THRESHOLD) -> Iterator[None]:
+_young = HeldSetting()
+
+
+def young_gc_threshold(gen0: int = GEN0_THRESHOLD) -> contextlib.AbstractContextManager[None]:
     """Raise the collector's generation-0 threshold to `gen0` while any holder runs."""
-    global _users, _saved
-    with _lock:
-        if _users == 0:
-            _saved = gc.get_threshold()
-            raise_young_threshold(gen0)
-        _users += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _users -= 1
-            if _users == 0 and _saved is not None:
-                gc.set_threshold(*_saved)
-                _saved = None
+
+    def apply() -> Callable[[], None]:
+        saved = gc.get_threshold()
+        raise_young_threshold(gen0)
+        return lambda: gc.set_threshold(*saved)
+
+    return _young.held(apply)
 
 
 def raise_young_threshold(gen0: int = GEN0_THRESHOLD) -> None:

@@ -12,7 +12,6 @@ import ctypes
 import hashlib
 import multiprocessing
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,7 +23,7 @@ import pyarrow as pa
 
 from inlink.errors import ArchiveError
 from inlink.extract import DEFAULT_LIMITS, ExtractLimits
-from inlink.index.gcpolicy import raise_young_threshold, young_gc_threshold
+from inlink.index.gcpolicy import HeldSetting, raise_young_threshold, young_gc_threshold
 from inlink.index.rows import Packed, PackedFetch, pack_fetches, unpack_fetches
 from inlink.index.store import Store
 from inlink.index.writer import BatchStats, IndexWriter, ManifestUpdate, load_manifest
@@ -206,12 +205,10 @@ def tune_malloc(trim_threshold: int = _TRIM_THRESHOLD) -> bool:
     return bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1 and ok)
 
 
-_malloc_lock = threading.Lock()
-_malloc_users = 0
+_malloc = HeldSetting()
 
 
-@contextlib.contextmanager
-def malloc_tuned() -> Iterator[None]:
+def malloc_tuned() -> contextlib.AbstractContextManager[None]:
     """glibc's thresholds raised (tune_malloc) while any ingest of this process runs.
 
     In the ingest's own process it spares DuckDB's and Arrow's buffers a page fault per
@@ -221,19 +218,17 @@ def malloc_tuned() -> Iterator[None]:
     A server runs ingests as jobs, so the last one to end lowers the trim threshold back to
     glibc's default and trims: the server does not keep the heap's free top. The mmap
     threshold stays at 32 MiB, the ceiling glibc's own dynamic threshold grows to."""
-    global _malloc_users
-    with _malloc_lock:
-        if _malloc_users == 0:
-            tune_malloc()
-        _malloc_users += 1
-    try:
-        yield
-    finally:
-        with _malloc_lock:
-            _malloc_users -= 1
-            if _malloc_users == 0:
-                tune_malloc(_DEFAULT_TRIM_THRESHOLD)
-                trim_malloc()
+
+    def apply() -> Callable[[], None]:
+        tune_malloc()
+        return _untune_malloc
+
+    return _malloc.held(apply)
+
+
+def _untune_malloc() -> None:
+    tune_malloc(_DEFAULT_TRIM_THRESHOLD)
+    trim_malloc()
 
 
 def tune_arrow_pool() -> bool:

@@ -498,14 +498,12 @@ def _rehash_map(conn: duckdb.DuckDBPyConnection, rows_per_pass: int = 500_000) -
 
 #: schema.sql's views, by the start of their statements.
 _VIEWS = ("CREATE VIEW IF NOT EXISTS link_events",)
-def _upgrade_3_to_4(conn: duckdb.DuckDBPyConnection) -> None:
-    """Schema 3 -> 4: links.target_url and source_url may be NULL (= their key). The rows
-    keep their URLs; readers take coalesce(url, key) either way. Instant: no rewrite. (Done
-    first, by _ensure_schema, for a file of any older schema.)"""
-    _urls_nullable(conn)
 
 
 def _urls_nullable(conn: duckdb.DuckDBPyConnection) -> None:
+    """Schema 3 -> 4: links.target_url and source_url may be NULL (= their key). The rows
+    keep their URLs; readers take coalesce(url, key) either way. Instant: no rewrite.
+    _ensure_schema runs it first for a file of any older schema."""
     for column in ("target_url", "source_url"):
         nullable = run(conn, "SELECT is_nullable FROM duckdb_columns() WHERE table_name = "
                              "'links' AND column_name = ? AND database_name = "
@@ -515,7 +513,7 @@ def _urls_nullable(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 _UPGRADES: dict[str, Callable[[duckdb.DuckDBPyConnection], None]] = {
-    "1": _upgrade_1_to_2, "2": _upgrade_2_to_3, "3": _upgrade_3_to_4}
+    "1": _upgrade_1_to_2, "2": _upgrade_2_to_3, "3": _urls_nullable}
 
 
 def _table_ddl(table: str, name: str) -> str:

@@ -92,9 +92,9 @@ def _via_pages(store: Store, target: Target) -> dict[str, _Via]:
     kinds = sorted(INDIRECT_KINDS)
     marks = ", ".join("?" for _ in kinds)
     scope, params = scope_sql(target)
-    cols = ("l.source_key, coalesce(l.source_url, l.source_key), l.source_host, "
-            "l.source_domain, l.kind, l.target_key, coalesce(l.target_url, l.target_key), "
-            "l.target_host, l.target_domain, sp.status")
+    cols = (f"l.source_key, {FIELDS['source_url'].sql}, l.source_host, l.source_domain, "
+            f"l.kind, l.target_key, {FIELDS['target_url'].sql}, l.target_host, "
+            "l.target_domain, sp.status")
     rows = store.query(
         f"SELECT {cols} FROM links l LEFT JOIN pages sp ON sp.url_key = l.source_key "
         f"WHERE {scope} AND l.live AND l.kind IN ({marks}) AND l.source_key <> l.target_key",
