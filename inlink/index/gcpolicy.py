@@ -28,8 +28,9 @@ GEN0_THRESHOLD = 50_000
 class HeldSetting:
     """A process-wide setting that bulk jobs hold while they run: the first holder applies
     it, the last one to end undoes it, in whatever order the holders end (a server's jobs
-    overlap without nesting). Used for the collector's threshold here and for glibc's
-    malloc thresholds (inlink.index.ingest.malloc_tuned)."""
+    overlap without nesting). Used for the collector's threshold here, glibc's malloc
+    thresholds (inlink.index.ingest.malloc_tuned) and DuckDB's row-group merging
+    (Store.vacuum_paused)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

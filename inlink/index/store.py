@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from inlink.errors import InlinkError
+from inlink.index.gcpolicy import HeldSetting
 
 SCHEMA_VERSION = "4"
 #: Schema 2 keeps the source page's title on each link row (`links.source_title`): a backlink
@@ -112,8 +113,7 @@ class Store:
             raise StoreLocked(self.path, f"PID {os.getpid()}, this process") from None
         self._write_lock = threading.Lock()
         self._local = threading.local()
-        self._vacuum_pauses = 0
-        self._vacuum_saved: str | None = None
+        self._vacuum = HeldSetting()      # vacuum_paused
         #: Committed write transactions of this Store so far. The process that writes owns
         #: the file, so an unchanged generation means unchanged data: readers key caches on it.
         self.generation = 0
@@ -302,23 +302,22 @@ class Store:
         needs (docs/ingest.md, "Checkpoints"). Pauses nest and may overlap (jobs in a
         server): the setting comes back when the last one ends.
         """
-        with self._write_lock:
-            if self._vacuum_pauses == 0:
+        def pause() -> Callable[[], None]:
+            with self._write_lock:
                 try:
-                    self._vacuum_saved = str(run(
-                        self._conn, "SELECT current_setting('max_vacuum_tasks')")[0][0])
+                    saved = int(run(self._conn,
+                                    "SELECT current_setting('max_vacuum_tasks')")[0][0])
                     run(self._conn, "SET max_vacuum_tasks = 0")
                 except duckdb.Error:  # a DuckDB without the setting merges as it always did
-                    self._vacuum_saved = None
-            self._vacuum_pauses += 1
-        try:
+                    return lambda: None
+
+            def resume() -> None:
+                with self._write_lock:
+                    run(self._conn, f"SET max_vacuum_tasks = {saved}")
+            return resume
+
+        with self._vacuum.held(pause):
             yield
-        finally:
-            with self._write_lock:
-                self._vacuum_pauses -= 1
-                if self._vacuum_pauses == 0 and self._vacuum_saved is not None:
-                    run(self._conn, f"SET max_vacuum_tasks = {int(self._vacuum_saved)}")
-                    self._vacuum_saved = None
 
     def _compact(self) -> None:
         with self.transaction() as conn:
